@@ -1,0 +1,279 @@
+//! The sans-IO protocol state, in the style of quinn-proto: it frames outgoing
+//! datagrams into caller buffers, classifies incoming ones, owns the ids and
+//! deadlines of outstanding calls and counts everything. It never touches a
+//! socket or a clock; time is always an argument.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::error::Error;
+use crate::msgpack;
+use crate::stats::{DropReason, Stats};
+use crate::table::{Call, Table};
+use crate::wire::{self, Kind, Message, MsgId, DEFAULT_MAX_BODY, DEFAULT_MAX_DEPTH, HEADER_LEN, MAX_DATAGRAM};
+
+/// Opaque value chosen by the caller of `start_call` and handed back with the
+/// call's outcome.
+pub type Token = u64;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Largest body (msgpack after the 21-byte header) sent or accepted as a
+    /// reply; clamped to what fits in one UDP datagram.
+    pub max_body: usize,
+    /// Deepest container nesting accepted in a received body (clamped to
+    /// `validate::DEPTH_LIMIT`).
+    pub max_depth: usize,
+    pub max_outstanding: usize,
+    /// Accept a response only from the address its request was sent to.
+    pub check_sender: bool,
+    /// Granularity of deadlines; a timeout fires up to one tick late, never early.
+    pub tick: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_body: DEFAULT_MAX_BODY,
+            max_depth: DEFAULT_MAX_DEPTH,
+            max_outstanding: 1_000_000,
+            check_sender: true,
+            tick: Duration::from_millis(1),
+        }
+    }
+}
+
+/// A received datagram worth handing to the consumer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Incoming<'a> {
+    /// `body` is the whole `[name, args]` msgpack value; reply with `id`.
+    Request { id: MsgId, name: &'a str, body: &'a [u8] },
+    Response { token: Token, body: &'a [u8] },
+    /// `body` is the whole `[code, message]` msgpack value.
+    ErrorReply { token: Token, code: &'a str, message: &'a str, body: &'a [u8] },
+}
+
+pub struct Endpoint {
+    config: Config,
+    table: Table,
+    // Ids are what makes a response acceptable (and all of it when
+    // `check_sender` is off), so they must be unpredictable to a peer that has
+    // seen earlier ones: a CSPRNG, not SmallRng, whose state leaks through its
+    // output. ChaCha costs nanoseconds per id.
+    rng: StdRng,
+    stats: Stats,
+}
+
+impl Endpoint {
+    pub fn new(config: Config, now: Instant) -> Self {
+        Self::with_rng(config, now, StdRng::from_entropy())
+    }
+
+    fn with_rng(mut config: Config, now: Instant, rng: StdRng) -> Self {
+        config.max_body = config.max_body.min(MAX_DATAGRAM - HEADER_LEN);
+        let table = Table::new(now, config.tick);
+        Endpoint { config, table, rng, stats: Stats::default() }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Registers a call and appends its framed request datagram to `out`.
+    /// `body` is the whole `[name, args]` msgpack value. The call's outcome is
+    /// reported with `token`: a response or error reply from `handle_datagram`,
+    /// or a timeout from `expire` at or after `now + timeout`.
+    pub fn start_call(
+        &mut self,
+        now: Instant,
+        dest: SocketAddr,
+        body: &[u8],
+        timeout: Duration,
+        token: Token,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Error> {
+        self.check_body(body.len())?;
+        let limit = self.config.max_outstanding;
+        if self.table.len() >= limit {
+            return Err(Error::TooManyOutstanding { limit });
+        }
+        let id = self.fresh_id();
+        if !self.table.insert(now, timeout, Call { id, token, dest }) {
+            return Err(Error::TooManyOutstanding { limit });
+        }
+        wire::frame(Kind::Request, &id, body, out);
+        self.stats.requests_sent += 1;
+        Ok(())
+    }
+
+    /// Appends the response datagram for request `id` to `out`.
+    pub fn frame_reply(&mut self, id: &MsgId, body: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+        self.check_body(body.len())?;
+        wire::frame(Kind::Response, id, body, out);
+        self.stats.responses_sent += 1;
+        Ok(())
+    }
+
+    /// Appends the error-reply datagram for request `id` to `out`. The message
+    /// (and, only if absurdly long, the code) is cut at a char boundary so the
+    /// body fits `max_body`.
+    pub fn frame_error(&mut self, id: &MsgId, code: &str, message: &str, out: &mut Vec<u8>) {
+        // The body is a one-byte array header then two strs.
+        let budget = self.config.max_body.saturating_sub(1);
+        let code = fit(code, budget.saturating_sub(msgpack::str_header_len(0)));
+        let message = fit(message, budget.saturating_sub(msgpack::str_header_len(code.len()) + code.len()));
+        out.push(Kind::Error as u8);
+        out.extend_from_slice(id);
+        wire::encode_error_body(code, message, out);
+        self.stats.errors_sent += 1;
+    }
+
+    /// Classifies one received datagram. `None` means it was dropped, and
+    /// counted under its `DropReason`. A matched response or error reply
+    /// settles its call at once, so a duplicate of it is unmatched.
+    ///
+    /// Time plays no part in classification (`_now` keeps the sans-IO calling
+    /// convention): a call past its deadline that `expire` has not reported yet
+    /// may still be answered, and then never times out.
+    pub fn handle_datagram<'a>(&mut self, _now: Instant, from: SocketAddr, buf: &'a [u8]) -> Option<Incoming<'a>> {
+        let incoming = match wire::parse(buf, self.config.max_depth) {
+            Ok(Message::Request { id, name, body }) => {
+                self.stats.requests_received += 1;
+                Ok(Incoming::Request { id, name, body })
+            }
+            Ok(Message::Response { id, body }) => self.answer(&id, from).map(|token| {
+                self.stats.responses_received += 1;
+                Incoming::Response { token, body }
+            }),
+            Ok(Message::Error { id, code, message, body }) => self.answer(&id, from).map(|token| {
+                self.stats.errors_received += 1;
+                Incoming::ErrorReply { token, code, message, body }
+            }),
+            Err(reason) => Err(reason),
+        };
+        incoming.map_err(|reason| self.stats.count_drop(reason)).ok()
+    }
+
+    /// Appends the tokens of the calls whose deadline is at or before `now`,
+    /// earliest first (same tick: in the order the calls were started).
+    pub fn expire(&mut self, now: Instant, expired: &mut Vec<Token>) {
+        let before = expired.len();
+        self.table.expire(now, expired);
+        self.stats.timeouts += (expired.len() - before) as u64;
+    }
+
+    /// When `expire` next has something to do: the earliest deadline rounded
+    /// up to the tick, never earlier, so `expire(next_deadline)` always expires
+    /// at least one call. `None` when nothing is outstanding.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.table.next_deadline()
+    }
+
+    /// Removes every outstanding call (on close), appending their tokens.
+    pub fn cancel_all(&mut self, out: &mut Vec<Token>) {
+        self.table.cancel_all(out);
+    }
+
+    pub fn outstanding(&self) -> usize {
+        self.table.len()
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// For drops only the driver sees (send failures, busy handlers).
+    pub fn count_drop(&mut self, reason: DropReason) {
+        self.stats.count_drop(reason);
+    }
+
+    fn check_body(&self, size: usize) -> Result<(), Error> {
+        let limit = self.config.max_body;
+        if size > limit {
+            return Err(Error::BodyTooLarge { size, limit });
+        }
+        Ok(())
+    }
+
+    fn answer(&mut self, id: &MsgId, from: SocketAddr) -> Result<Token, DropReason> {
+        self.table.answer(id, from, self.config.check_sender)
+    }
+
+    fn fresh_id(&mut self) -> MsgId {
+        loop {
+            let id: MsgId = self.rng.gen();
+            // 160 random bits: a collision with a live id is astronomically
+            // unlikely, but it would misroute an answer, so it is checked.
+            if !self.table.contains(&id) {
+                return id;
+            }
+        }
+    }
+}
+
+/// The longest prefix of `s`, cut at a char boundary, whose msgpack str
+/// encoding fits in `budget` bytes (possibly empty).
+fn fit(s: &str, budget: usize) -> &str {
+    let mut len = s.len().min(budget.saturating_sub(1));
+    while len > 0 && msgpack::str_header_len(len) + len > budget {
+        len -= 1;
+    }
+    while !s.is_char_boundary(len) {
+        len -= 1;
+    }
+    &s[..len]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Steady load of calls, two thirds answered, a third expiring: nothing
+    /// leaks and, once warmed up, nothing grows.
+    #[test]
+    fn churn_reuses_capacity() {
+        let t0 = Instant::now();
+        let mut ep = Endpoint::with_rng(Config::default(), t0, StdRng::seed_from_u64(7));
+        let peer: SocketAddr = "127.0.0.1:9000".parse().unwrap();
+        let body = [0x92, 0xa1, b'f', 0x90];
+        let (mut out, mut expired, mut reply) = (Vec::new(), Vec::new(), Vec::new());
+        let mut ids = Vec::with_capacity(1000);
+        let mut warm = None;
+        let mut now = t0;
+        let mut token = 0;
+        for round in 0..100 {
+            ids.clear();
+            for i in 0..1000u64 {
+                out.clear();
+                let timeout = Duration::from_millis(1 + i % 30);
+                ep.start_call(now, peer, &body, timeout, token, &mut out).unwrap();
+                token += 1;
+                ids.push(MsgId::try_from(&out[1..HEADER_LEN]).unwrap());
+            }
+            for (i, id) in ids.iter().enumerate() {
+                if i % 3 != 0 {
+                    reply.clear();
+                    wire::frame(Kind::Response, id, &[0xc0], &mut reply);
+                    assert!(matches!(ep.handle_datagram(now, peer, &reply), Some(Incoming::Response { .. })));
+                }
+            }
+            now += Duration::from_millis(10);
+            expired.clear();
+            ep.expire(now, &mut expired);
+            if round == 50 {
+                warm = Some(ep.table.capacities());
+            } else if round > 50 {
+                assert_eq!(Some(ep.table.capacities()), warm, "grew in round {round}");
+            }
+        }
+        ep.expire(now + Duration::from_secs(1), &mut expired);
+        assert_eq!(ep.outstanding(), 0);
+        let st = ep.stats();
+        assert_eq!(st.requests_sent, 100_000);
+        assert_eq!(st.responses_received + st.timeouts, 100_000);
+        assert_eq!(st.dropped_total(), 0);
+    }
+}

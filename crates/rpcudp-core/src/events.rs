@@ -1,0 +1,168 @@
+//! `EventBuf`: the byte log of events the driver batches for its consumer
+//! between two wake-ups. Format (little endian, see docs/DESIGN.md):
+//!
+//! ```text
+//! request:   u8 0 | id[20] | addr | u32 body_len | body
+//! response:  u8 1 | u64 token | u32 body_len | body
+//! error:     u8 2 | u64 token | u32 body_len | body
+//! timeout:   u8 3 | u64 token
+//! addr:      u8 family (4|6) | ip (4|16 bytes) | u16 port
+//! ```
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use crate::endpoint::Token;
+use crate::wire::{MsgId, ID_LEN};
+
+const REQUEST: u8 = 0;
+const RESPONSE: u8 = 1;
+const ERROR: u8 = 2;
+const TIMEOUT: u8 = 3;
+
+#[derive(Default)]
+pub struct EventBuf {
+    bytes: Vec<u8>,
+    events: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event<'a> {
+    Request { id: MsgId, from: SocketAddr, body: &'a [u8] },
+    Response { token: Token, body: &'a [u8] },
+    ErrorReply { token: Token, body: &'a [u8] },
+    Timeout { token: Token },
+}
+
+impl EventBuf {
+    /// `from` is written as IPv4 when it is an IPv4-mapped IPv6 address, as a
+    /// dual-stack socket reports IPv4 peers; flow info and scope id are not kept.
+    pub fn push_request(&mut self, id: &MsgId, from: SocketAddr, body: &[u8]) {
+        self.bytes.push(REQUEST);
+        self.bytes.extend_from_slice(id);
+        match from.ip().to_canonical() {
+            IpAddr::V4(ip) => {
+                self.bytes.push(4);
+                self.bytes.extend_from_slice(&ip.octets());
+            }
+            IpAddr::V6(ip) => {
+                self.bytes.push(6);
+                self.bytes.extend_from_slice(&ip.octets());
+            }
+        }
+        self.bytes.extend_from_slice(&from.port().to_le_bytes());
+        self.put_body(body);
+    }
+
+    pub fn push_response(&mut self, token: Token, body: &[u8]) {
+        self.bytes.push(RESPONSE);
+        self.bytes.extend_from_slice(&token.to_le_bytes());
+        self.put_body(body);
+    }
+
+    /// `body` is the whole `[code, message]` msgpack value.
+    pub fn push_error(&mut self, token: Token, body: &[u8]) {
+        self.bytes.push(ERROR);
+        self.bytes.extend_from_slice(&token.to_le_bytes());
+        self.put_body(body);
+    }
+
+    pub fn push_timeout(&mut self, token: Token) {
+        self.bytes.push(TIMEOUT);
+        self.bytes.extend_from_slice(&token.to_le_bytes());
+        self.events += 1;
+    }
+
+    /// Number of events.
+    pub fn len(&self) -> usize {
+        self.events
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events == 0
+    }
+
+    pub fn byte_len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Hands out the log, leaving `self` empty.
+    pub fn take(&mut self) -> Vec<u8> {
+        self.events = 0;
+        std::mem::take(&mut self.bytes)
+    }
+
+    /// Decodes a log produced by `take`. Iteration stops early at anything
+    /// that is not a whole record.
+    pub fn iter(bytes: &[u8]) -> EventIter<'_> {
+        EventIter { rest: bytes }
+    }
+
+    fn put_body(&mut self, body: &[u8]) {
+        // Bodies come from (or go into) one UDP datagram, far below 4 GiB.
+        let len = u32::try_from(body.len()).expect("body longer than any datagram");
+        self.bytes.extend_from_slice(&len.to_le_bytes());
+        self.bytes.extend_from_slice(body);
+        self.events += 1;
+    }
+}
+
+pub struct EventIter<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for EventIter<'a> {
+    type Item = Event<'a>;
+
+    fn next(&mut self) -> Option<Event<'a>> {
+        let event = self.decode();
+        if event.is_none() {
+            self.rest = &[];
+        }
+        event
+    }
+}
+
+impl<'a> EventIter<'a> {
+    fn decode(&mut self) -> Option<Event<'a>> {
+        match self.take::<1>()?[0] {
+            REQUEST => {
+                let id = self.take::<ID_LEN>()?;
+                let ip = match self.take::<1>()?[0] {
+                    4 => IpAddr::V4(Ipv4Addr::from(self.take::<4>()?)),
+                    6 => IpAddr::V6(Ipv6Addr::from(self.take::<16>()?)),
+                    _ => return None,
+                };
+                let port = u16::from_le_bytes(self.take()?);
+                let from = SocketAddr::new(ip, port);
+                Some(Event::Request { id, from, body: self.body()? })
+            }
+            RESPONSE => {
+                let token = self.token()?;
+                Some(Event::Response { token, body: self.body()? })
+            }
+            ERROR => {
+                let token = self.token()?;
+                Some(Event::ErrorReply { token, body: self.body()? })
+            }
+            TIMEOUT => Some(Event::Timeout { token: self.token()? }),
+            _ => None,
+        }
+    }
+
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let (head, rest) = self.rest.split_first_chunk::<N>()?;
+        self.rest = rest;
+        Some(*head)
+    }
+
+    fn token(&mut self) -> Option<Token> {
+        Some(u64::from_le_bytes(self.take()?))
+    }
+
+    fn body(&mut self) -> Option<&'a [u8]> {
+        let len = usize::try_from(u32::from_le_bytes(self.take()?)).ok()?;
+        let (body, rest) = self.rest.split_at_checked(len)?;
+        self.rest = rest;
+        Some(body)
+    }
+}

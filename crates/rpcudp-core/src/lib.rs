@@ -1,0 +1,26 @@
+//! RPC over UDP, wire-compatible with Python rpcudp 5.x.
+//!
+//! The protocol core is sans-IO: [`Endpoint`] frames outgoing datagrams,
+//! classifies incoming ones after validating them completely ([`wire::parse`]),
+//! and keeps outstanding calls on a timing wheel driven by `now` arguments.
+//! [`socket`] drives it with tokio; [`EventBuf`] is the byte log the driver
+//! hands to its consumer. See docs/DESIGN.md.
+
+pub mod endpoint;
+pub mod error;
+pub mod events;
+mod msgpack;
+pub mod socket;
+pub mod stats;
+mod table;
+pub mod validate;
+pub mod value;
+mod wheel;
+pub mod wire;
+
+pub use endpoint::{Config, Endpoint, Incoming, Token};
+pub use error::Error;
+pub use events::{Event, EventBuf, EventIter};
+pub use stats::{DropReason, Stats};
+pub use validate::validate;
+pub use wire::{frame, parse, Kind, Message, MsgId};

@@ -1,0 +1,363 @@
+//! The tokio driver: owns a UDP socket and an [`Endpoint`], receives on one
+//! dedicated current-thread runtime shared by every socket in the process, and
+//! hands events to the consumer in batches through an [`EventQueue`].
+//!
+//! Sends never hop to the runtime: `call`/`reply` frame under the endpoint lock
+//! and send with a non-blocking `sendto` on the caller's thread (for Node, the
+//! JavaScript thread), so a request costs no cross-thread wake-up on the way out.
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, Socket as RawSocket, Type};
+use tokio::net::UdpSocket;
+use tokio::runtime::Handle;
+use tokio::sync::Notify;
+
+use crate::endpoint::{Config, Endpoint, Incoming, Token};
+use crate::error::Error;
+use crate::events::EventBuf;
+use crate::stats::{DropReason, Stats};
+use crate::wire::{MsgId, MAX_DATAGRAM};
+
+/// Told when the event queue goes from empty to non-empty; must not block.
+pub trait Wake: Send + Sync + 'static {
+    fn wake(&self);
+}
+
+#[derive(Clone, Debug)]
+pub struct SocketOptions {
+    pub endpoint: Config,
+    /// SO_RCVBUF / SO_SNDBUF requested; the kernel may grant less (see [`SocketStats`]).
+    pub recv_buffer: usize,
+    pub send_buffer: usize,
+}
+
+impl Default for SocketOptions {
+    fn default() -> Self {
+        SocketOptions { endpoint: Config::default(), recv_buffer: 4 << 20, send_buffer: 4 << 20 }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct SocketStats {
+    pub stats: Stats,
+    pub outstanding: usize,
+    pub recv_buffer: usize,
+    pub send_buffer: usize,
+}
+
+/// Events waiting for the consumer. The consumer is woken only on the
+/// empty -> non-empty edge, so one wake-up carries every event that arrived
+/// while the consumer was busy.
+pub struct EventQueue {
+    buf: Mutex<EventBuf>,
+    scheduled: AtomicBool,
+    waker: Box<dyn Wake>,
+}
+
+impl EventQueue {
+    fn new(waker: Box<dyn Wake>) -> Self {
+        EventQueue { buf: Mutex::new(EventBuf::default()), scheduled: AtomicBool::new(false), waker }
+    }
+
+    /// All queued events (see [`EventBuf::iter`]); empty when there are none.
+    pub fn take(&self) -> Vec<u8> {
+        // Clear the flag before taking: an event pushed in between schedules
+        // another wake-up (which may find nothing) instead of being stranded.
+        self.scheduled.store(false, Ordering::SeqCst);
+        lock(&self.buf).take()
+    }
+
+    fn push(&self, f: impl FnOnce(&mut EventBuf)) {
+        f(&mut lock(&self.buf));
+    }
+
+    fn notify(&self) {
+        if !self.scheduled.swap(true, Ordering::SeqCst) {
+            self.waker.wake();
+        }
+    }
+}
+
+struct Shared {
+    endpoint: Mutex<Endpoint>,
+    events: Arc<EventQueue>,
+    /// A std handle on the same socket, for non-blocking sends from any thread.
+    sender: StdUdpSocket,
+    local: SocketAddr,
+    /// Deadline the driver is sleeping towards, in ns since `epoch`; u64::MAX when none.
+    armed: AtomicU64,
+    epoch: Instant,
+    rearm: Notify,
+    shutdown: Notify,
+    closed: AtomicBool,
+    recv_buffer: usize,
+    send_buffer: usize,
+}
+
+/// A bound rpcudp socket. Dropping it without `close()` also stops the driver.
+pub struct Socket {
+    shared: Arc<Shared>,
+    scratch: Mutex<Vec<u8>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave these structures half-updated
+    // in a way that matters more than stopping would, so keep serving.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The one runtime every socket in the process shares: a current-thread
+/// runtime on a dedicated thread (two cores: one for JavaScript, one for this).
+fn runtime() -> Result<&'static Handle, Error> {
+    static RT: OnceLock<Result<Handle, String>> = OnceLock::new();
+    let r = RT.get_or_init(|| {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+        let handle = rt.handle().clone();
+        std::thread::Builder::new()
+            .name("rpcudp-io".into())
+            .spawn(move || rt.block_on(std::future::pending::<()>()))
+            .map_err(|e| e.to_string())?;
+        Ok(handle)
+    });
+    r.as_ref().map_err(|e| Error::Io(io::Error::new(io::ErrorKind::Other, e.clone())))
+}
+
+fn open(addr: SocketAddr, opts: &SocketOptions) -> io::Result<(StdUdpSocket, usize, usize)> {
+    let sock = RawSocket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        // Dual-stack: an IPv6 socket on `::` also answers IPv4 peers.
+        sock.set_only_v6(false)?;
+    }
+    // Best effort: the kernel caps these at rmem_max/wmem_max, so ask, then report what was granted.
+    let _ = sock.set_recv_buffer_size(opts.recv_buffer);
+    let _ = sock.set_send_buffer_size(opts.send_buffer);
+    force_buffers(&sock, opts);
+    sock.set_nonblocking(true)?;
+    sock.bind(&addr.into())?;
+    let granted = (sock.recv_buffer_size().unwrap_or(0), sock.send_buffer_size().unwrap_or(0));
+    Ok((sock.into(), granted.0, granted.1))
+}
+
+/// With CAP_NET_ADMIN the caps can be exceeded (SO_RCVBUFFORCE); without it this quietly does nothing.
+#[cfg(target_os = "linux")]
+fn force_buffers(sock: &RawSocket, opts: &SocketOptions) {
+    use std::os::fd::AsRawFd;
+    let set = |opt: libc::c_int, size: usize| {
+        let v = size.min(i32::MAX as usize) as libc::c_int;
+        // SAFETY: a valid fd and a pointer to a c_int of the stated length.
+        unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                &v as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+    };
+    if sock.recv_buffer_size().unwrap_or(0) < opts.recv_buffer {
+        set(libc::SO_RCVBUFFORCE, opts.recv_buffer);
+    }
+    if sock.send_buffer_size().unwrap_or(0) < opts.send_buffer {
+        set(libc::SO_SNDBUFFORCE, opts.send_buffer);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn force_buffers(_: &RawSocket, _: &SocketOptions) {}
+
+impl Socket {
+    /// Binds and starts the driver. `waker` is told when events are waiting in [`Socket::events`].
+    pub fn bind(addr: SocketAddr, opts: SocketOptions, waker: impl Wake) -> Result<Socket, Error> {
+        let rt = runtime()?;
+        let (std_sock, recv_buffer, send_buffer) = open(addr, &opts)?;
+        let sender = std_sock.try_clone()?;
+        let local = std_sock.local_addr()?;
+        let io = {
+            let _guard = rt.enter();
+            UdpSocket::from_std(std_sock)?
+        };
+        let now = Instant::now();
+        let shared = Arc::new(Shared {
+            endpoint: Mutex::new(Endpoint::new(opts.endpoint.clone(), now)),
+            events: Arc::new(EventQueue::new(Box::new(waker))),
+            sender,
+            local,
+            armed: AtomicU64::new(u64::MAX),
+            epoch: now,
+            rearm: Notify::new(),
+            shutdown: Notify::new(),
+            closed: AtomicBool::new(false),
+            recv_buffer,
+            send_buffer,
+        });
+        rt.spawn(drive(shared.clone(), io));
+        Ok(Socket { shared, scratch: Mutex::new(Vec::with_capacity(MAX_DATAGRAM)) })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local
+    }
+
+    pub fn events(&self) -> Arc<EventQueue> {
+        self.shared.events.clone()
+    }
+
+    /// Starts a call; its answer, error reply or timeout comes back as an event carrying `token`.
+    pub fn call(&self, dest: SocketAddr, body: &[u8], timeout: Duration, token: Token) -> Result<(), Error> {
+        let dest = self.route(dest)?;
+        let now = Instant::now();
+        let mut out = lock(&self.scratch);
+        out.clear();
+        let deadline = {
+            let mut ep = lock(&self.shared.endpoint);
+            ep.start_call(now, dest, body, timeout, token, &mut out)?;
+            now + timeout
+        };
+        // Wake the driver only if this deadline comes before the one it sleeps towards.
+        let at = deadline.saturating_duration_since(self.shared.epoch).as_nanos().min(u64::MAX as u128 - 1) as u64;
+        if at < self.shared.armed.load(Ordering::Acquire) {
+            self.shared.armed.store(at, Ordering::Release);
+            self.shared.rearm.notify_one();
+        }
+        self.send(&out, dest);
+        Ok(())
+    }
+
+    /// Answers request `id` from `dest` with `body` (a msgpack value).
+    pub fn reply(&self, id: &MsgId, dest: SocketAddr, body: &[u8]) -> Result<(), Error> {
+        let dest = self.route(dest)?;
+        let mut out = lock(&self.scratch);
+        out.clear();
+        lock(&self.shared.endpoint).frame_reply(id, body, &mut out)?;
+        self.send(&out, dest);
+        Ok(())
+    }
+
+    /// Sends an error reply (type 0x02, ignored by Python peers).
+    pub fn reply_error(&self, id: &MsgId, dest: SocketAddr, code: &str, message: &str) -> Result<(), Error> {
+        let dest = self.route(dest)?;
+        let mut out = lock(&self.scratch);
+        out.clear();
+        lock(&self.shared.endpoint).frame_error(id, code, message, &mut out);
+        self.send(&out, dest);
+        Ok(())
+    }
+
+    pub fn stats(&self) -> SocketStats {
+        let ep = lock(&self.shared.endpoint);
+        SocketStats {
+            stats: ep.stats().clone(),
+            outstanding: ep.outstanding(),
+            recv_buffer: self.shared.recv_buffer,
+            send_buffer: self.shared.send_buffer,
+        }
+    }
+
+    /// Stops the driver and forgets every outstanding call, returning their tokens.
+    pub fn close(&self) -> Vec<Token> {
+        let mut tokens = Vec::new();
+        if !self.shared.closed.swap(true, Ordering::SeqCst) {
+            lock(&self.shared.endpoint).cancel_all(&mut tokens);
+            self.shared.shutdown.notify_one();
+        }
+        tokens
+    }
+
+    /// IPv4 peers are reached from a dual-stack IPv6 socket through their mapped address.
+    fn route(&self, dest: SocketAddr) -> Result<SocketAddr, Error> {
+        if self.shared.closed.load(Ordering::Relaxed) {
+            return Err(Error::Closed);
+        }
+        match (self.shared.local, dest) {
+            (SocketAddr::V6(_), SocketAddr::V4(v4)) => {
+                Ok(SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port()))
+            }
+            (SocketAddr::V4(_), SocketAddr::V6(v6)) => match v6.ip().to_ipv4_mapped() {
+                Some(v4) => Ok(SocketAddr::new(v4.into(), v6.port())),
+                None => Err(Error::InvalidAddress(format!("cannot reach IPv6 peer {dest} from an IPv4 socket"))),
+            },
+            _ => Ok(dest),
+        }
+    }
+
+    fn send(&self, datagram: &[u8], dest: SocketAddr) {
+        // UDP may drop anyway; a full send buffer or an unreachable route is counted, never raised.
+        if self.shared.sender.send_to(datagram, dest).is_err() {
+            lock(&self.shared.endpoint).count_drop(DropReason::SendFailed);
+        }
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+async fn drive(shared: Arc<Shared>, io: UdpSocket) {
+    let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+    let mut expired = Vec::new();
+    loop {
+        let next = lock(&shared.endpoint).next_deadline();
+        let at = next.map_or(u64::MAX, |d| d.saturating_duration_since(shared.epoch).as_nanos() as u64);
+        shared.armed.store(at, Ordering::Release);
+        let sleep = async {
+            match next {
+                Some(d) => tokio::time::sleep_until(d.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = shared.shutdown.notified() => return,
+            r = io.readable() => {
+                if r.is_err() {
+                    return;
+                }
+                receive_burst(&shared, &io, &mut buf);
+            }
+            _ = sleep => {
+                lock(&shared.endpoint).expire(Instant::now(), &mut expired);
+                if !expired.is_empty() {
+                    shared.events.push(|ev| expired.drain(..).for_each(|t| ev.push_timeout(t)));
+                    shared.events.notify();
+                }
+            }
+            _ = shared.rearm.notified() => {}
+        }
+    }
+}
+
+/// Reads until the socket is empty (bounded, so timers still get their turn),
+/// then wakes the consumer once for the whole burst.
+fn receive_burst(shared: &Shared, io: &UdpSocket, buf: &mut [u8]) {
+    const BURST: usize = 256;
+    let mut delivered = false;
+    for _ in 0..BURST {
+        let (n, from) = match io.try_recv_from(buf) {
+            Ok(r) => r,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            // ICMP errors for earlier sends surface here on Linux; the socket is fine.
+            Err(_) => continue,
+        };
+        let from = SocketAddr::new(from.ip().to_canonical(), from.port());
+        let now = Instant::now();
+        let mut ep = lock(&shared.endpoint);
+        let Some(incoming) = ep.handle_datagram(now, from, &buf[..n]) else { continue };
+        shared.events.push(|ev| match incoming {
+            Incoming::Request { id, body, .. } => ev.push_request(&id, from, body),
+            Incoming::Response { token, body } => ev.push_response(token, body),
+            Incoming::ErrorReply { token, body, .. } => ev.push_error(token, body),
+        });
+        delivered = true;
+    }
+    if delivered {
+        shared.events.notify();
+    }
+}

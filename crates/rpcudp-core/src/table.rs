@@ -1,0 +1,184 @@
+//! Outstanding calls: id -> wheel entry, and the clock that turns `Instant`s
+//! into wheel ticks.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::endpoint::Token;
+use crate::stats::DropReason;
+use crate::wheel::{Key, Wheel};
+use crate::wire::MsgId;
+
+#[derive(Clone, Copy)]
+pub(crate) struct Call {
+    pub(crate) id: MsgId,
+    pub(crate) token: Token,
+    pub(crate) dest: SocketAddr,
+}
+
+pub(crate) struct Table {
+    clock: Clock,
+    wheel: Wheel<Call>,
+    ids: HashMap<MsgId, Key, BuildHasherDefault<IdHasher>>,
+}
+
+impl Table {
+    pub(crate) fn new(origin: Instant, tick: Duration) -> Self {
+        Table { clock: Clock::new(origin, tick), wheel: Wheel::new(), ids: HashMap::default() }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.wheel.len()
+    }
+
+    pub(crate) fn contains(&self, id: &MsgId) -> bool {
+        self.ids.contains_key(id)
+    }
+
+    /// Registers `call` (whose id must not be outstanding) to time out at
+    /// `now + timeout`. False when the slab has run out of keys.
+    pub(crate) fn insert(&mut self, now: Instant, timeout: Duration, call: Call) -> bool {
+        let Some(key) = self.wheel.insert(self.clock.deadline(now, timeout), call) else {
+            return false;
+        };
+        self.ids.insert(call.id, key);
+        true
+    }
+
+    /// Removes the call `id` answered from `from` and returns its token. With
+    /// `check_sender`, only the address the call went to may answer it; anyone
+    /// else is refused and the call stays outstanding.
+    pub(crate) fn answer(&mut self, id: &MsgId, from: SocketAddr, check_sender: bool) -> Result<Token, DropReason> {
+        let &key = self.ids.get(id).ok_or(DropReason::UnmatchedResponse)?;
+        if check_sender && !same_peer(self.wheel.get(key).dest, from) {
+            return Err(DropReason::WrongSender);
+        }
+        self.ids.remove(id);
+        Ok(self.wheel.remove(key).token)
+    }
+
+    /// Removes the calls due by `now`, appending their tokens in deadline order.
+    pub(crate) fn expire(&mut self, now: Instant, out: &mut Vec<Token>) {
+        let ids = &mut self.ids;
+        self.wheel.expire(self.clock.tick_of(now), |call| {
+            ids.remove(&call.id);
+            out.push(call.token);
+        });
+    }
+
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.clock.instant(self.wheel.next_deadline()?)
+    }
+
+    pub(crate) fn cancel_all(&mut self, out: &mut Vec<Token>) {
+        self.wheel.drain(|call| out.push(call.token));
+        self.ids.clear();
+    }
+
+    #[cfg(test)]
+    pub(crate) fn capacities(&self) -> (usize, usize, usize) {
+        let (nodes, due) = self.wheel.capacity();
+        (nodes, due, self.ids.capacity())
+    }
+}
+
+/// A dual-stack socket reports IPv4 peers as IPv4-mapped IPv6 addresses, so
+/// addresses are compared in canonical form; flow info and scope are ignored.
+fn same_peer(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port() && a.ip().to_canonical() == b.ip().to_canonical()
+}
+
+/// Converts between `Instant`s and ticks counted from the endpoint's creation.
+struct Clock {
+    origin: Instant,
+    tick_ns: u128,
+}
+
+impl Clock {
+    fn new(origin: Instant, tick: Duration) -> Self {
+        Clock { origin, tick_ns: tick.as_nanos().max(1) }
+    }
+
+    /// The tick `now` falls in. Everything due in it or before may expire.
+    fn tick_of(&self, now: Instant) -> u64 {
+        saturate(self.elapsed_ns(now) / self.tick_ns)
+    }
+
+    /// The first tick boundary at or after `now + timeout`, so that expiring at
+    /// `tick_of(t) >= deadline` is never early.
+    fn deadline(&self, now: Instant, timeout: Duration) -> u64 {
+        let ns = self.elapsed_ns(now).saturating_add(timeout.as_nanos());
+        saturate(ns.div_ceil(self.tick_ns))
+    }
+
+    /// The start of `tick`; `None` past what `Instant` can represent.
+    fn instant(&self, tick: u64) -> Option<Instant> {
+        let ns = u128::from(tick).checked_mul(self.tick_ns)?;
+        self.origin.checked_add(Duration::from_nanos(u64::try_from(ns).ok()?))
+    }
+
+    fn elapsed_ns(&self, now: Instant) -> u128 {
+        now.saturating_duration_since(self.origin).as_nanos()
+    }
+}
+
+fn saturate(ticks: u128) -> u64 {
+    u64::try_from(ticks).unwrap_or(u64::MAX)
+}
+
+/// Our ids are uniformly random, so their first 8 bytes already are a good
+/// hash. Peers can only look ids up, never insert them, so they cannot crowd
+/// one bucket however they pick the ids they send.
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut word = [0; 8];
+        let n = bytes.len().min(8);
+        word[..n].copy_from_slice(&bytes[..n]);
+        self.0 ^= u64::from_le_bytes(word);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_rounds_deadlines_up_and_time_down() {
+        let t0 = Instant::now();
+        let c = Clock::new(t0, Duration::from_millis(1));
+        assert_eq!(c.deadline(t0, Duration::ZERO), 0);
+        assert_eq!(c.deadline(t0, Duration::from_micros(1)), 1);
+        assert_eq!(c.deadline(t0, Duration::from_millis(1)), 1);
+        assert_eq!(c.deadline(t0 + Duration::from_micros(300), Duration::from_millis(2)), 3);
+        assert_eq!(c.tick_of(t0 + Duration::from_micros(2999)), 2);
+        assert_eq!(c.tick_of(t0 + Duration::from_millis(3)), 3);
+        assert_eq!(c.instant(3), Some(t0 + Duration::from_millis(3)));
+        assert_eq!(c.deadline(t0, Duration::MAX), u64::MAX);
+    }
+
+    #[test]
+    fn memory_per_call_stays_under_200_bytes() {
+        let t0 = Instant::now();
+        let mut table = Table::new(t0, Duration::from_millis(1));
+        let dest: SocketAddr = "[2001:db8::1]:4000".parse().unwrap();
+        for n in 1..=100_000u64 {
+            let mut id = [0; 20];
+            id[..8].copy_from_slice(&n.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_le_bytes());
+            assert!(table.insert(t0, Duration::from_secs(5), Call { id, token: n, dest }));
+        }
+        let (nodes, _, ids) = table.capacities();
+        // hashbrown keeps 1/8 of its buckets empty and spends a control byte on each.
+        let map_bytes = ids * 8 / 7 * (std::mem::size_of::<(MsgId, Key)>() + 1);
+        let per_call = (nodes * Wheel::<Call>::NODE_SIZE + map_bytes) / table.len();
+        assert!(per_call <= 200, "{per_call} bytes per call");
+    }
+}

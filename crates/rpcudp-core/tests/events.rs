@@ -1,0 +1,64 @@
+use std::net::SocketAddr;
+
+use rpcudp_core::{Event, EventBuf};
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+#[test]
+fn round_trip() {
+    let mut buf = EventBuf::default();
+    assert!(buf.is_empty());
+    buf.push_request(&[1; 20], addr("192.0.2.7:5000"), &[0x92, 0xa1, b'f', 0x90]);
+    buf.push_response(u64::MAX, &[0xc0]);
+    buf.push_error(7, &[0x92, 0xa1, b'E', 0xa0]);
+    buf.push_timeout(8);
+    buf.push_request(&[2; 20], addr("[2001:db8::5]:65535"), &[]);
+    buf.push_request(&[3; 20], addr("[::ffff:198.51.100.1]:1"), &[0x01]);
+    assert_eq!(buf.len(), 6);
+    assert_eq!(buf.byte_len(), (1 + 20 + 7 + 4 + 4) + (1 + 8 + 4 + 1) + (1 + 8 + 4 + 4) + 9 + (1 + 20 + 19 + 4) + (1 + 20 + 7 + 4 + 1));
+
+    let bytes = buf.take();
+    assert!(buf.is_empty());
+    assert_eq!(buf.byte_len(), 0);
+    let events: Vec<_> = EventBuf::iter(&bytes).collect();
+    assert_eq!(
+        events,
+        [
+            Event::Request { id: [1; 20], from: addr("192.0.2.7:5000"), body: &[0x92, 0xa1, b'f', 0x90] },
+            Event::Response { token: u64::MAX, body: &[0xc0] },
+            Event::ErrorReply { token: 7, body: &[0x92, 0xa1, b'E', 0xa0] },
+            Event::Timeout { token: 8 },
+            Event::Request { id: [2; 20], from: addr("[2001:db8::5]:65535"), body: &[] },
+            Event::Request { id: [3; 20], from: addr("198.51.100.1:1"), body: &[0x01] },
+        ]
+    );
+}
+
+#[test]
+fn exact_layout() {
+    let mut buf = EventBuf::default();
+    buf.push_request(&[0xab; 20], addr("1.2.3.4:258"), &[0xc3]);
+    buf.push_timeout(0x0102);
+    let bytes = buf.take();
+    let mut want = vec![0];
+    want.extend([0xab; 20]);
+    want.extend([4, 1, 2, 3, 4, 0x02, 0x01, 1, 0, 0, 0, 0xc3]);
+    want.extend([3, 0x02, 0x01, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(bytes, want);
+}
+
+#[test]
+fn truncated_or_foreign_logs_stop_iteration() {
+    let mut buf = EventBuf::default();
+    buf.push_response(1, &[1, 2, 3]);
+    buf.push_timeout(2);
+    let bytes = buf.take();
+    for cut in 0..bytes.len() {
+        let n = EventBuf::iter(&bytes[..cut]).count();
+        assert!(n <= 1, "cut {cut}");
+    }
+    assert_eq!(EventBuf::iter(&[9, 0, 0]).count(), 0);
+    assert_eq!(EventBuf::iter(&[0; 22]).count(), 0); // address family 0
+}

@@ -1,0 +1,230 @@
+//! napi-rs binding of rpcudp-core: translation only. Events reach JavaScript
+//! through one weak threadsafe function, a whole batch per call; requests and
+//! replies are sent synchronously on the JavaScript thread.
+#![deny(clippy::all)]
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi_derive::napi;
+use rpcudp_core::endpoint::Config;
+use rpcudp_core::socket::{EventQueue, Socket, SocketOptions, Wake};
+use rpcudp_core::stats::DropReason;
+use rpcudp_core::wire::{MsgId, ID_LEN};
+
+/// Weak (never keeps the process alive by itself); `ref()` makes it strong while listening.
+type Deliver = ThreadsafeFunction<(), (), Buffer, Status, false, true>;
+
+struct JsWaker(Arc<Deliver>);
+
+impl Wake for JsWaker {
+    fn wake(&self) {
+        self.0.call((), ThreadsafeFunctionCallMode::NonBlocking);
+    }
+}
+
+#[napi(object)]
+pub struct BindOptions {
+    pub max_body: u32,
+    pub max_outstanding: u32,
+    pub check_sender: bool,
+    pub recv_buffer: u32,
+    pub send_buffer: u32,
+}
+
+#[napi(object)]
+pub struct BoundAddress {
+    pub host: String,
+    pub port: u32,
+}
+
+#[napi(object)]
+pub struct NativeStats {
+    pub requests_sent: f64,
+    pub requests_received: f64,
+    pub responses_sent: f64,
+    pub responses_received: f64,
+    pub errors_sent: f64,
+    pub errors_received: f64,
+    pub timeouts: f64,
+    pub outstanding: f64,
+    /// Keyed by the camelCase drop reason.
+    pub dropped: HashMap<String, f64>,
+    pub recv_buffer_size: f64,
+    pub send_buffer_size: f64,
+}
+
+#[napi]
+pub struct NativeSocket {
+    socket: Option<Socket>,
+    deliver: Option<Arc<Deliver>>,
+    referenced: bool,
+}
+
+fn to_napi(e: rpcudp_core::Error) -> Error {
+    Error::new(Status::GenericFailure, format!("{}: {}", e.code(), e))
+}
+
+fn addr(host: &str, port: u32) -> Result<SocketAddr> {
+    let ip: IpAddr = host
+        .parse()
+        .map_err(|_| Error::new(Status::InvalidArg, format!("ERR_INVALID_ADDRESS: {host:?} is not an IP address")))?;
+    let port = u16::try_from(port).map_err(|_| Error::new(Status::InvalidArg, format!("ERR_INVALID_ADDRESS: port {port}")))?;
+    Ok(SocketAddr::new(ip, port))
+}
+
+fn msg_id(id: &[u8]) -> Result<MsgId> {
+    id.try_into().map_err(|_| Error::new(Status::InvalidArg, format!("message id must be {ID_LEN} bytes")))
+}
+
+fn camel(snake: &str) -> String {
+    let mut out = String::with_capacity(snake.len());
+    let mut upper = false;
+    for c in snake.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[napi]
+impl NativeSocket {
+    #[napi(constructor)]
+    pub fn new() -> Self {
+        NativeSocket { socket: None, deliver: None, referenced: false }
+    }
+
+    /// Binds and starts receiving; `onEvents(batch)` gets every batch of events (format in docs/DESIGN.md).
+    #[napi]
+    pub fn bind(
+        &mut self,
+        env: Env,
+        host: String,
+        port: u32,
+        options: BindOptions,
+        #[napi(ts_arg_type = "(batch: Buffer) => void")] on_events: Function<Buffer, ()>,
+    ) -> Result<BoundAddress> {
+        if self.socket.is_some() {
+            return Err(Error::new(Status::GenericFailure, "ERR_IO: already bound"));
+        }
+        let queue: Arc<OnceLock<Arc<EventQueue>>> = Arc::new(OnceLock::new());
+        let source = queue.clone();
+        let deliver: Deliver = on_events
+            .build_threadsafe_function::<()>()
+            .weak::<true>()
+            .callee_handled::<false>()
+            .build_callback(move |_ctx| Ok(Buffer::from(source.get().map(|q| q.take()).unwrap_or_default())))?;
+        let deliver = Arc::new(deliver);
+        let opts = SocketOptions {
+            endpoint: Config {
+                max_body: options.max_body as usize,
+                max_outstanding: options.max_outstanding as usize,
+                check_sender: options.check_sender,
+                ..Config::default()
+            },
+            recv_buffer: options.recv_buffer as usize,
+            send_buffer: options.send_buffer as usize,
+        };
+        let socket = Socket::bind(addr(&host, port)?, opts, JsWaker(deliver.clone())).map_err(to_napi)?;
+        let _ = queue.set(socket.events());
+        let local = socket.local_addr();
+        self.socket = Some(socket);
+        self.deliver = Some(deliver);
+        self.set_referenced(&env, true)?;
+        Ok(BoundAddress { host: local.ip().to_canonical().to_string(), port: local.port() as u32 })
+    }
+
+    fn socket(&self) -> Result<&Socket> {
+        self.socket.as_ref().ok_or_else(|| Error::new(Status::GenericFailure, "ERR_CLOSED: not bound"))
+    }
+
+    #[napi]
+    pub fn call(&self, host: String, port: u32, body: &[u8], len: u32, timeout_ms: f64, token: u32) -> Result<()> {
+        let body = body.get(..len as usize).ok_or_else(|| Error::new(Status::InvalidArg, "len past the body"))?;
+        let timeout = Duration::from_secs_f64(timeout_ms.max(0.0) / 1000.0);
+        self.socket()?.call(addr(&host, port)?, body, timeout, token as u64).map_err(to_napi)
+    }
+
+    #[napi]
+    pub fn reply(&self, id: &[u8], host: String, port: u32, body: &[u8], len: u32) -> Result<()> {
+        let body = body.get(..len as usize).ok_or_else(|| Error::new(Status::InvalidArg, "len past the body"))?;
+        self.socket()?.reply(&msg_id(id)?, addr(&host, port)?, body).map_err(to_napi)
+    }
+
+    #[napi]
+    pub fn reply_error(&self, id: &[u8], host: String, port: u32, code: String, message: String) -> Result<()> {
+        self.socket()?.reply_error(&msg_id(id)?, addr(&host, port)?, &code, &message).map_err(to_napi)
+    }
+
+    #[napi]
+    pub fn stats(&self) -> Result<NativeStats> {
+        let s = self.socket()?.stats();
+        let dropped = DropReason::ALL.iter().map(|r| (camel(r.as_str()), s.stats.dropped(*r) as f64)).collect();
+        Ok(NativeStats {
+            requests_sent: s.stats.requests_sent as f64,
+            requests_received: s.stats.requests_received as f64,
+            responses_sent: s.stats.responses_sent as f64,
+            responses_received: s.stats.responses_received as f64,
+            errors_sent: s.stats.errors_sent as f64,
+            errors_received: s.stats.errors_received as f64,
+            timeouts: s.stats.timeouts as f64,
+            outstanding: s.outstanding as f64,
+            dropped,
+            recv_buffer_size: s.recv_buffer as f64,
+            send_buffer_size: s.send_buffer as f64,
+        })
+    }
+
+    /// Like dgram's `ref()`: a referenced socket keeps the event loop alive.
+    #[napi(js_name = "ref")]
+    pub fn refer(&mut self, env: Env) -> Result<()> {
+        self.set_referenced(&env, true)
+    }
+
+    #[napi]
+    pub fn unref(&mut self, env: Env) -> Result<()> {
+        self.set_referenced(&env, false)
+    }
+
+    fn set_referenced(&mut self, env: &Env, on: bool) -> Result<()> {
+        let Some(deliver) = &self.deliver else { return Ok(()) };
+        if self.referenced == on {
+            return Ok(());
+        }
+        // The function is shared with the driver's waker, so napi-rs's `&mut` refer/unref
+        // cannot be used; these calls only touch the loop's refcount and are safe on the JS thread.
+        let status = unsafe {
+            if on {
+                napi::sys::napi_ref_threadsafe_function(env.raw(), deliver.raw())
+            } else {
+                napi::sys::napi_unref_threadsafe_function(env.raw(), deliver.raw())
+            }
+        };
+        if status != napi::sys::Status::napi_ok {
+            return Err(Error::new(Status::GenericFailure, format!("ERR_IO: (un)ref failed with status {status}")));
+        }
+        self.referenced = on;
+        Ok(())
+    }
+
+    /// Stops the socket. Its threadsafe function is released, so nothing of it keeps the process alive.
+    #[napi]
+    pub fn close(&mut self, env: Env) -> Result<()> {
+        self.set_referenced(&env, false)?;
+        if let Some(socket) = self.socket.take() {
+            socket.close();
+        }
+        self.deliver = None;
+        Ok(())
+    }
+}

@@ -1,0 +1,25 @@
+export { RPCProtocol } from './protocol'
+export type {
+  Address,
+  BackendName,
+  CallFailure,
+  CallOptions,
+  CallProxy,
+  CallResult,
+  FailureCode,
+  Handler,
+  RPCProtocolOptions,
+  Stats,
+} from './protocol'
+export type { BackendChoice } from './loader'
+export { nativeBackend } from './loader'
+export {
+  RPCError,
+  RPCEncodeError,
+  RPCSizeError,
+  RPCStateError,
+  RPCOverloadedError,
+  RPCArgumentError,
+  RPCBackendError,
+  RPCSocketError,
+} from './errors'

@@ -1,0 +1,196 @@
+import { DecodeFailure, Decoder } from '../codec'
+import { RPCArgumentError, RPCSocketError, closedError } from '../errors'
+import { RateLimitedLog } from '../log'
+import type { Address, Transport, TransportOptions, TransportSink, WireDropReason, WireStats } from '../transport'
+import { formatIPv6 } from './ipv6'
+
+/** The addon's surface (crates/rpcudp-node); binding.d.ts has the generated types. */
+export interface NativeBinding {
+  NativeSocket: new () => NativeSocketHandle
+}
+
+interface NativeSocketHandle {
+  bind(
+    host: string,
+    port: number,
+    options: { maxBody: number; maxOutstanding: number; checkSender: boolean; recvBuffer: number; sendBuffer: number },
+    onEvents: (batch: Buffer) => void,
+  ): { host: string; port: number }
+  call(host: string, port: number, body: Buffer, len: number, timeoutMs: number, token: number): void
+  reply(id: Buffer, host: string, port: number, body: Buffer, len: number): void
+  replyError(id: Buffer, host: string, port: number, code: string, message: string): void
+  stats(): Omit<WireStats, 'dropped'> & { dropped: Record<string, number> }
+  ref(): void
+  unref(): void
+  close(): void
+}
+
+// Event tags of the batch format (docs/DESIGN.md).
+const REQUEST = 0
+const RESPONSE = 1
+const ERROR = 2
+const TIMEOUT = 3
+
+/** "ERR_CODE: message" from the addon, as the typed error the pure backend would throw. */
+function translate(err: unknown): Error {
+  const message = err instanceof Error ? err.message : String(err)
+  if (message.startsWith('ERR_CLOSED')) return closedError()
+  if (message.startsWith('ERR_INVALID_ADDRESS')) return new RPCArgumentError(message.slice(21))
+  return new RPCSocketError(message, err)
+}
+
+/**
+ * The native backend: the Rust core validates, matches and times out; this
+ * class only turns each batch of events into sink calls, decoding bodies with
+ * the shared codec.
+ */
+export class NativeTransport implements Transport {
+  readonly backend = 'native' as const
+  private socket: NativeSocketHandle | null = null
+  private sink: TransportSink | null = null
+  private refed = true
+  private readonly decoder = new Decoder()
+  private readonly log = new RateLimitedLog()
+  /** Rust validated every body already; these count anything the JS decoder still refuses (a mapping bug). */
+  private readonly jsDropped: Partial<Record<WireDropReason, number>> = {}
+
+  constructor(
+    private readonly binding: NativeBinding,
+    private readonly options: TransportOptions,
+  ) {}
+
+  async bind(port: number, host: string, sink: TransportSink): Promise<Address> {
+    const socket = new this.binding.NativeSocket()
+    const o = this.options
+    let bound: { host: string; port: number }
+    try {
+      bound = socket.bind(
+        host,
+        port,
+        { maxBody: o.maxBodySize, maxOutstanding: o.maxOutstanding, checkSender: o.checkSender, recvBuffer: o.recvBufferSize, sendBuffer: o.sendBufferSize },
+        (batch) => this.onBatch(batch),
+      )
+    } catch (err) {
+      throw new RPCSocketError(`cannot bind ${host}:${port}: ${err instanceof Error ? err.message : String(err)}`, err)
+    }
+    this.socket = socket
+    this.sink = sink
+    if (!this.refed) socket.unref()
+    return [bound.host, bound.port]
+  }
+
+  call(host: string, port: number, body: Buffer, len: number, timeoutMs: number, token: number): void {
+    try {
+      this.socket!.call(host, port, body, len, timeoutMs, token)
+    } catch (err) {
+      throw translate(err)
+    }
+  }
+
+  reply(id: Buffer, host: string, port: number, body: Buffer, len: number): void {
+    try {
+      this.socket!.reply(id, host, port, body, len)
+    } catch (err) {
+      this.log.log(`reply failed: ${translate(err).message}`)
+    }
+  }
+
+  replyError(id: Buffer, host: string, port: number, code: string, message: string): void {
+    try {
+      this.socket!.replyError(id, host, port, code, message)
+    } catch (err) {
+      this.log.log(`error reply failed: ${translate(err).message}`)
+    }
+  }
+
+  close(): void {
+    const socket = this.socket
+    this.socket = null
+    this.sink = null
+    socket?.close()
+  }
+
+  ref(): void {
+    this.refed = true
+    this.socket?.ref()
+  }
+
+  unref(): void {
+    this.refed = false
+    this.socket?.unref()
+  }
+
+  stats(): WireStats {
+    const s = this.socket?.stats()
+    const dropped = { ...(s?.dropped ?? {}) } as Record<WireDropReason, number>
+    for (const [k, v] of Object.entries(this.jsDropped)) dropped[k as WireDropReason] += v!
+    delete (dropped as Record<string, number>).handlersBusy // counted by RPCProtocol
+    return {
+      requestsSent: s?.requestsSent ?? 0,
+      requestsReceived: s?.requestsReceived ?? 0,
+      responsesSent: s?.responsesSent ?? 0,
+      responsesReceived: s?.responsesReceived ?? 0,
+      errorsSent: s?.errorsSent ?? 0,
+      errorsReceived: s?.errorsReceived ?? 0,
+      timeouts: s?.timeouts ?? 0,
+      outstanding: s?.outstanding ?? 0,
+      dropped,
+      recvBufferSize: s?.recvBufferSize ?? 0,
+      sendBufferSize: s?.sendBufferSize ?? 0,
+    }
+  }
+
+  private onBatch(batch: Buffer) {
+    const end = batch.length
+    let p = 0
+    while (p < end && this.sink !== null) {
+      const tag = batch[p]
+      if (tag === TIMEOUT) {
+        this.sink.onTimeout(batch.readUInt32LE(p + 1))
+        p += 9
+        continue
+      }
+      let token = 0
+      let id: Buffer | null = null
+      let sender: Address | null = null
+      if (tag === REQUEST) {
+        id = Buffer.allocUnsafe(20)
+        batch.copy(id, 0, p + 1, p + 21)
+        p += 21
+        const v4 = batch[p] === 4
+        const ipLen = v4 ? 4 : 16
+        const host = v4
+          ? `${batch[p + 1]}.${batch[p + 2]}.${batch[p + 3]}.${batch[p + 4]}`
+          : formatIPv6(batch, p + 1)
+        sender = [host, batch.readUInt16LE(p + 1 + ipLen)]
+        p += 3 + ipLen
+      } else {
+        token = batch.readUInt32LE(p + 1)
+        p += 9
+      }
+      const len = batch.readUInt32LE(p)
+      p += 4
+      let value: unknown
+      try {
+        value = this.decoder.decode(batch, p, p + len)
+      } catch (err) {
+        p += len
+        if (!(err instanceof DecodeFailure)) throw err
+        this.jsDropped[err.reason] = (this.jsDropped[err.reason] ?? 0) + 1
+        this.log.log(`dropped a body the core accepted (${err.reason})`)
+        // The core has already retired this call: settle it rather than leave it hanging.
+        if (tag !== REQUEST) this.sink.onErrorReply(token, 'undecodable_reply', err.reason)
+        continue
+      }
+      p += len
+      if (tag === REQUEST) {
+        const [name, args] = value as [string, unknown[]]
+        this.sink.onRequest(id!, sender!, name, args)
+      } else if (tag === RESPONSE) this.sink.onResponse(token, value)
+      else if (tag === ERROR) {
+        const [code, message] = value as [string, string]
+        this.sink.onErrorReply(token, code, message)
+      }
+    }
+  }
+}

@@ -1,0 +1,347 @@
+import { isIP } from 'node:net'
+import { Encoder } from './codec'
+import {
+  RPCArgumentError,
+  RPCEncodeError,
+  RPCError,
+  RPCOverloadedError,
+  RPCSizeError,
+  closedError,
+  notListening,
+} from './errors'
+import { createTransport, type BackendChoice } from './loader'
+import { RateLimitedLog } from './log'
+import type { Address, BackendName, Transport, TransportSink, WireDropReason, WireStats } from './transport'
+
+export type { Address, BackendName }
+
+/** Why a call came back `[false, null, failure]`. */
+export type FailureCode =
+  | 'timeout' // no answer within waitTimeout (the only outcome a Python peer ever produces)
+  | 'closed' // close() was called while the call was outstanding
+  | 'unknownMethod' // the peer has no such method (error reply)
+  | 'handlerError' // the peer's handler threw or rejected (error reply)
+  | 'overloaded' // the peer was running maxHandlers handlers already (error reply)
+  | 'replyTooLarge' // the peer's answer was over its maxBodySize (error reply)
+  | 'replyUnencodable' // the peer's answer had no msgpack form (error reply)
+  | 'remoteError' // an error reply with a code this version does not know
+
+export interface CallFailure {
+  readonly code: FailureCode
+  readonly message: string
+}
+
+/** `[true, result]` when the peer answered, `[false, null, failure]` otherwise; never rejects for a network outcome. */
+export type CallResult<T = unknown> = [ok: true, result: T] | [ok: false, result: null, failure: CallFailure]
+
+export interface RPCProtocolOptions {
+  /** Seconds to wait for an answer (Python's wait_timeout). Default 5. */
+  waitTimeout?: number
+  /** 'auto' (default): native when the binary loads, else pure. RPCUDP_BACKEND=native|pure overrides 'auto'. */
+  backend?: BackendChoice
+  /** Largest msgpack body sent, request or reply. Default 8192, Python's limit. */
+  maxBodySize?: number
+  /** Calls waiting for an answer at once; beyond it a call rejects with RPCOverloadedError. Default 262144. */
+  maxOutstanding?: number
+  /** Async handlers running at once; beyond it requests are dropped (counted as handlersBusy). Default 4096. */
+  maxHandlers?: number
+  /** Answer a failed request with an error reply that Python peers ignore. Default true. */
+  errorReplies?: boolean
+  /** Put the handler's error message in error replies (it may reveal internals to peers). Default false. */
+  exposeErrors?: boolean
+  /** Accept an answer only from the address the call went to. Default true; turn off for multihomed peers. */
+  checkSender?: boolean
+  /** Socket buffer sizes requested (best effort; stats() reports what the kernel granted). Default 4 MiB. */
+  recvBufferSize?: number
+  sendBufferSize?: number
+}
+
+export type Handler = (sender: Address, ...args: any[]) => unknown
+
+type AnyFn = (...args: any[]) => any
+/** A typed proxy over a peer's methods; any other name still works untyped. */
+export type CallProxy<Remote> = {
+  [K in keyof Remote]: Remote[K] extends AnyFn
+    ? (address: Address, ...args: Parameters<Remote[K]>) => Promise<CallResult<Awaited<ReturnType<Remote[K]>>>>
+    : never
+} & { [name: string]: (address: Address, ...args: any[]) => Promise<CallResult<any>> }
+
+export interface CallOptions {
+  /** Seconds; overrides waitTimeout for this call. */
+  timeout?: number
+}
+
+export interface Stats extends WireStats {
+  handlersRunning: number
+  handlerErrors: number
+  unknownMethods: number
+  replyTooLarge: number
+  replyUnencodable: number
+  dropped: Record<WireDropReason | 'handlersBusy', number>
+  droppedTotal: number
+}
+
+type Resolve = (r: CallResult<any>) => void
+
+const TIMEOUT: CallResult<never> = Object.freeze([false, null, Object.freeze({ code: 'timeout', message: 'no answer within the timeout' })]) as any
+const CLOSED: CallResult<never> = Object.freeze([false, null, Object.freeze({ code: 'closed', message: 'the protocol was closed' })]) as any
+
+/** Wire codes of error replies (docs/PROTOCOL.md) and how callers see them. */
+const FAILURE_BY_WIRE_CODE: Record<string, FailureCode> = {
+  unknown_method: 'unknownMethod',
+  handler_error: 'handlerError',
+  overloaded: 'overloaded',
+  reply_too_large: 'replyTooLarge',
+  reply_unencodable: 'replyUnencodable',
+}
+
+function positive(name: string, v: number | undefined, dflt: number, integer = true): number {
+  if (v === undefined) return dflt
+  if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v) || (integer && !Number.isInteger(v)))
+    throw new RPCArgumentError(`${name} must be a positive ${integer ? 'integer' : 'number'}, got ${String(v)}`)
+  return v
+}
+
+function normaliseHost(host: string): string {
+  if (host === 'localhost') return '127.0.0.1'
+  if (isIP(host) === 0) throw new RPCArgumentError(`host must be an IP address literal, got ${JSON.stringify(host)}`)
+  return host
+}
+
+function checkAddress(address: Address): void {
+  if (
+    !Array.isArray(address) ||
+    typeof address[0] !== 'string' ||
+    !Number.isInteger(address[1]) ||
+    address[1] < 1 ||
+    address[1] > 65535
+  )
+    throw new RPCArgumentError(`address must be [host, port], got ${JSON.stringify(address)}`)
+}
+
+/**
+ * RPC over UDP with Python rpcudp's semantics. Subclass it and define
+ * `rpc_<name>(sender, ...args)` methods, or register handlers with `handle()`;
+ * call a peer's methods with `call.<name>(address, ...args)`.
+ */
+export class RPCProtocol<Remote extends object = {}> {
+  /** `proto.call.sayhi(['127.0.0.1', 1234], 'Snake')` calls the peer's `rpc_sayhi`. */
+  readonly call: CallProxy<Remote>
+  private readonly transport: Transport
+  private readonly waitTimeoutMs: number
+  private readonly maxOutstanding: number
+  private readonly maxHandlers: number
+  private readonly errorReplies: boolean
+  private readonly exposeErrors: boolean
+  private readonly encoder: Encoder
+  private readonly handlers = new Map<string, Handler>()
+  private readonly pending = new Map<number, Resolve>()
+  private readonly log = new RateLimitedLog()
+  private state: 'new' | 'binding' | 'listening' | 'closed' = 'new'
+  private token = 0
+  private counters = { handlersRunning: 0, handlerErrors: 0, unknownMethods: 0, replyTooLarge: 0, replyUnencodable: 0, handlersBusy: 0 }
+
+  constructor(options: RPCProtocolOptions = {}) {
+    this.waitTimeoutMs = positive('waitTimeout', options.waitTimeout, 5, false) * 1000
+    const maxBodySize = positive('maxBodySize', options.maxBodySize, 8192)
+    if (maxBodySize > 65507 - 21) throw new RPCArgumentError('maxBodySize must leave room for the 21-byte header in a UDP datagram (<= 65486)')
+    this.maxOutstanding = positive('maxOutstanding', options.maxOutstanding, 262144)
+    this.maxHandlers = positive('maxHandlers', options.maxHandlers, 4096)
+    this.errorReplies = options.errorReplies ?? true
+    this.exposeErrors = options.exposeErrors ?? false
+    this.encoder = new Encoder(maxBodySize)
+    this.transport = createTransport(options.backend ?? 'auto', {
+      maxBodySize,
+      maxOutstanding: this.maxOutstanding,
+      checkSender: options.checkSender ?? true,
+      recvBufferSize: positive('recvBufferSize', options.recvBufferSize, 4 << 20),
+      sendBufferSize: positive('sendBufferSize', options.sendBufferSize, 4 << 20),
+    })
+    this.call = this.makeCallProxy()
+  }
+
+  /** Which backend this protocol runs on. */
+  get backend(): BackendName {
+    return this.transport.backend
+  }
+
+  /** Binds the UDP socket; port 0 picks a free one. Resolves to the bound [host, port]. */
+  async listen(port = 0, host = '0.0.0.0'): Promise<Address> {
+    if (this.state === 'closed') throw closedError()
+    if (this.state !== 'new') throw new RPCArgumentError('listen() was already called')
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RPCArgumentError(`port must be 0..65535, got ${port}`)
+    const h = normaliseHost(host)
+    this.state = 'binding'
+    try {
+      const bound = await this.transport.bind(port, h, this.sink)
+      // close() may have run while the bind was in flight
+      if ((this.state as string) === 'closed') throw closedError()
+      this.state = 'listening'
+      return bound
+    } catch (err) {
+      if (this.state === 'binding') this.state = 'new'
+      throw err
+    }
+  }
+
+  /** Registers a handler for `name` without subclassing; it takes precedence over an `rpc_<name>` method. */
+  handle(name: string, handler: Handler): this {
+    if (typeof name !== 'string' || typeof handler !== 'function')
+      throw new RPCArgumentError('handle(name, handler) takes a string and a function')
+    this.handlers.set(name, handler)
+    return this
+  }
+
+  /** Calls `name` on the peer at `address`; the explicit form of `call.<name>(address, ...args)`. */
+  callRemote<T = any>(address: Address, name: string, args: readonly unknown[] = [], options?: CallOptions): Promise<CallResult<T>> {
+    try {
+      return this.startCall(address, name, args, options)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+  }
+
+  /** Like dgram's: an unref'd protocol does not keep the process alive by itself. */
+  ref(): this {
+    this.transport.ref()
+    return this
+  }
+
+  unref(): this {
+    this.transport.unref()
+    return this
+  }
+
+  /** Settles every outstanding call as `[false, null, {code: 'closed'}]` and releases the socket. */
+  async close(): Promise<void> {
+    if (this.state === 'closed') return
+    const wasOpen = this.state !== 'new'
+    this.state = 'closed'
+    if (wasOpen) this.transport.close()
+    const pending = [...this.pending.values()]
+    this.pending.clear()
+    for (const resolve of pending) resolve(CLOSED)
+  }
+
+  stats(): Stats {
+    const wire = this.transport.stats()
+    const { handlersBusy, ...rest } = this.counters
+    const dropped = { ...wire.dropped, handlersBusy }
+    let droppedTotal = 0
+    for (const k in dropped) droppedTotal += dropped[k as keyof typeof dropped]
+    return { ...wire, ...rest, outstanding: this.pending.size, dropped, droppedTotal }
+  }
+
+  private startCall(address: Address, name: string, args: readonly unknown[], options?: CallOptions): Promise<CallResult<any>> {
+    if (this.state !== 'listening') throw this.state === 'closed' ? closedError() : notListening()
+    checkAddress(address)
+    if (typeof name !== 'string') throw new RPCArgumentError('method name must be a string')
+    if (!Array.isArray(args)) throw new RPCArgumentError('args must be an array')
+    if (this.pending.size >= this.maxOutstanding) throw new RPCOverloadedError(this.maxOutstanding)
+    const timeoutMs = options?.timeout === undefined ? this.waitTimeoutMs : positive('timeout', options.timeout, 0, false) * 1000
+    const len = this.encoder.encodeRequest(name, args)
+    let token = (this.token + 1) >>> 0
+    while (this.pending.has(token)) token = (token + 1) >>> 0
+    this.token = token
+    this.transport.call(address[0], address[1], this.encoder.bytes, len, timeoutMs, token)
+    return new Promise<CallResult<any>>((resolve) => this.pending.set(token, resolve))
+  }
+
+  private makeCallProxy(): CallProxy<Remote> {
+    const cache = new Map<string, (address: Address, ...args: unknown[]) => Promise<CallResult<any>>>()
+    return new Proxy({} as CallProxy<Remote>, {
+      get: (_target, name) => {
+        if (typeof name !== 'string') return undefined
+        let fn = cache.get(name)
+        if (!fn) {
+          fn = (address: Address, ...args: unknown[]) => this.callRemote(address, name, args)
+          cache.set(name, fn)
+        }
+        return fn
+      },
+    })
+  }
+
+  private findHandler(name: string): Handler | undefined {
+    const registered = this.handlers.get(name)
+    if (registered) return registered
+    const method = (this as any)['rpc_' + name]
+    return typeof method === 'function' ? method : undefined
+  }
+
+  private readonly sink: TransportSink = {
+    onRequest: (id, sender, name, args) => this.serve(id, sender, name, args),
+    onResponse: (token, value) => this.settle(token, [true, value]),
+    onErrorReply: (token, code, message) =>
+      this.settle(token, [false, null, Object.freeze({ code: FAILURE_BY_WIRE_CODE[code] ?? 'remoteError', message })]),
+    onTimeout: (token) => this.settle(token, TIMEOUT),
+  }
+
+  private settle(token: number, result: CallResult<any>) {
+    const resolve = this.pending.get(token)
+    if (resolve === undefined) return // settled by close() already
+    this.pending.delete(token)
+    resolve(result)
+  }
+
+  private serve(id: Buffer, sender: Address, name: string, args: unknown[]) {
+    const handler = this.findHandler(name)
+    if (handler === undefined) {
+      this.counters.unknownMethods++
+      this.log.log(`no handler for ${JSON.stringify(name)} (from ${sender[0]}:${sender[1]})`)
+      return this.fail(id, sender, 'unknown_method', `no method ${JSON.stringify(name)}`)
+    }
+    if (this.counters.handlersRunning >= this.maxHandlers) {
+      this.counters.handlersBusy++
+      return this.fail(id, sender, 'overloaded', `${this.maxHandlers} handlers already running`)
+    }
+    let result: unknown
+    try {
+      result = handler.call(this, sender, ...args)
+    } catch (err) {
+      return this.handlerFailed(id, sender, name, err)
+    }
+    if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') {
+      this.counters.handlersRunning++
+      Promise.resolve(result).then(
+        (value) => {
+          this.counters.handlersRunning--
+          this.answer(id, sender, value)
+        },
+        (err) => {
+          this.counters.handlersRunning--
+          this.handlerFailed(id, sender, name, err)
+        },
+      )
+    } else this.answer(id, sender, result)
+  }
+
+  private answer(id: Buffer, sender: Address, value: unknown) {
+    if (this.state !== 'listening') return
+    let len: number
+    try {
+      len = this.encoder.encode(value)
+    } catch (err) {
+      if (err instanceof RPCSizeError) {
+        this.counters.replyTooLarge++
+        return this.fail(id, sender, 'reply_too_large', err.message)
+      }
+      this.counters.replyUnencodable++
+      return this.fail(id, sender, 'reply_unencodable', err instanceof RPCEncodeError ? err.message : String(err))
+    }
+    this.transport.reply(id, sender[0], sender[1], this.encoder.bytes, len)
+  }
+
+  private handlerFailed(id: Buffer, sender: Address, name: string, err: unknown) {
+    this.counters.handlerErrors++
+    const message = err instanceof Error ? err.message : String(err)
+    this.log.log(`handler ${JSON.stringify(name)} failed: ${message}`)
+    this.fail(id, sender, 'handler_error', this.exposeErrors ? message : 'the handler failed')
+  }
+
+  private fail(id: Buffer, sender: Address, code: string, message: string) {
+    if (this.errorReplies && this.state === 'listening') this.transport.replyError(id, sender[0], sender[1], code, message.slice(0, 256))
+  }
+}
+
+export { RPCError }

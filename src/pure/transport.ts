@@ -1,0 +1,261 @@
+import { randomFillSync } from 'node:crypto'
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram'
+import { isIPv6 } from 'node:net'
+import { DecodeFailure, Decoder, Encoder } from '../codec'
+import { RPCArgumentError, RPCSocketError } from '../errors'
+import { RateLimitedLog } from '../log'
+import {
+  WIRE_DROP_REASONS,
+  type Address,
+  type Transport,
+  type TransportOptions,
+  type TransportSink,
+  type WireDropReason,
+  type WireStats,
+} from '../transport'
+import { DeadlineWheel, type WheelNode } from './wheel'
+import { canonicalHost, fromMappedV4 } from './address'
+
+const HEADER = 21
+const MIN_DATAGRAM = 22
+const REQUEST = 0
+const RESPONSE = 1
+const ERROR = 2
+const TICK_MS = 10
+
+interface Outstanding extends WheelNode {
+  key: number
+  id: Buffer
+  token: number
+  host: string
+  port: number
+}
+
+/**
+ * The pure-TypeScript backend on node:dgram: the same rules as the Rust core
+ * (validation, matching, deadlines, counters) so the two are indistinguishable.
+ */
+export class PureTransport implements Transport {
+  readonly backend = 'pure' as const
+  private socket: Socket | null = null
+  private sink: TransportSink | null = null
+  private v6 = false
+  private refed = true
+  /** Keyed by 30 bits of the random id (a small integer key is cheapest); the full id is compared on match. */
+  private readonly table = new Map<number, Outstanding>()
+  private readonly wheel = new DeadlineWheel<Outstanding>(performance.now(), TICK_MS)
+  private timer: NodeJS.Timeout | null = null
+  private readonly decoder = new Decoder()
+  private readonly errorEncoder: Encoder
+  private readonly log = new RateLimitedLog()
+  private idPool = Buffer.alloc(0)
+  private idPos = 0
+  private readonly counters = {
+    requestsSent: 0,
+    requestsReceived: 0,
+    responsesSent: 0,
+    responsesReceived: 0,
+    errorsSent: 0,
+    errorsReceived: 0,
+    timeouts: 0,
+  }
+  private readonly dropped = Object.fromEntries(WIRE_DROP_REASONS.map((r) => [r, 0])) as Record<WireDropReason, number>
+
+  constructor(private readonly options: TransportOptions) {
+    this.errorEncoder = new Encoder(options.maxBodySize)
+  }
+
+  bind(port: number, host: string, sink: TransportSink): Promise<Address> {
+    this.v6 = isIPv6(host)
+    const socket = createSocket({ type: this.v6 ? 'udp6' : 'udp4', ipv6Only: false })
+    this.socket = socket
+    this.sink = sink
+    return new Promise((resolve, reject) => {
+      const onBindError = (err: Error) => {
+        this.socket = null
+        reject(new RPCSocketError(`cannot bind ${host}:${port}: ${err.message}`, err))
+      }
+      socket.once('error', onBindError)
+      socket.bind(port, host, () => {
+        socket.off('error', onBindError)
+        // After bind, an error is a failed send (ICMP unreachable and the like): count it, never throw.
+        socket.on('error', (err) => this.drop('sendFailed', err.message))
+        socket.on('message', (msg, rinfo) => this.receive(msg, rinfo))
+        this.setBufferSizes(socket)
+        if (!this.refed) socket.unref()
+        const a = socket.address()
+        resolve([fromMappedV4(a.address), a.port])
+      })
+    })
+  }
+
+  private setBufferSizes(socket: Socket) {
+    // Best effort: the kernel caps at rmem_max/wmem_max; stats() reports what was granted.
+    try {
+      socket.setRecvBufferSize(this.options.recvBufferSize)
+    } catch {}
+    try {
+      socket.setSendBufferSize(this.options.sendBufferSize)
+    } catch {}
+  }
+
+  call(host: string, port: number, body: Buffer, len: number, timeoutMs: number, token: number): void {
+    const target = this.target(host)
+    let key: number
+    let id: Buffer
+    do {
+      id = this.nextId()
+      key = id.readUInt32BE(0) >>> 2
+    } while (this.table.has(key))
+    const entry: Outstanding = {
+      key,
+      id,
+      token,
+      host: canonicalHost(host),
+      port,
+      deadline: performance.now() + timeoutMs,
+      wheelPrev: null,
+      wheelNext: null,
+      wheelSlot: 0,
+    }
+    this.table.set(key, entry)
+    this.wheel.insert(entry)
+    if (this.timer === null) this.startTimer()
+    this.counters.requestsSent++
+    this.send(REQUEST, id, body, len, port, target)
+  }
+
+  reply(id: Buffer, host: string, port: number, body: Buffer, len: number): void {
+    this.counters.responsesSent++
+    this.send(RESPONSE, id, body, len, port, this.target(host))
+  }
+
+  replyError(id: Buffer, host: string, port: number, code: string, message: string): void {
+    let len: number
+    try {
+      len = this.errorEncoder.encode([code, message])
+    } catch {
+      len = this.errorEncoder.encode([code, '']) // a maxBodySize too small for the message
+    }
+    this.counters.errorsSent++
+    this.send(ERROR, id, this.errorEncoder.bytes, len, port, this.target(host))
+  }
+
+  close(): void {
+    if (this.timer) clearInterval(this.timer)
+    this.timer = null
+    this.table.clear()
+    this.wheel.clear(() => {})
+    const socket = this.socket
+    this.socket = null
+    this.sink = null
+    if (socket) socket.close()
+  }
+
+  ref(): void {
+    this.refed = true
+    this.socket?.ref()
+  }
+
+  unref(): void {
+    this.refed = false
+    this.socket?.unref()
+  }
+
+  stats(): WireStats {
+    let recvBufferSize = 0
+    let sendBufferSize = 0
+    if (this.socket) {
+      try {
+        recvBufferSize = this.socket.getRecvBufferSize()
+        sendBufferSize = this.socket.getSendBufferSize()
+      } catch {}
+    }
+    return { ...this.counters, outstanding: this.table.size, dropped: { ...this.dropped }, recvBufferSize, sendBufferSize }
+  }
+
+  /** The address to send to: an IPv4 peer is reached from a dual-stack IPv6 socket through its mapped form. */
+  private target(host: string): string {
+    if (this.v6) return isIPv6(host) ? host : '::ffff:' + host
+    if (isIPv6(host)) throw new RPCArgumentError(`cannot reach IPv6 peer ${host} from a socket bound to IPv4`)
+    return host
+  }
+
+  private send(type: number, id: Buffer, body: Buffer, len: number, port: number, host: string) {
+    // dgram keeps the buffer until the send completes, so each datagram gets its own copy.
+    const dgram = Buffer.allocUnsafe(HEADER + len)
+    dgram[0] = type
+    id.copy(dgram, 1, 0, 20)
+    body.copy(dgram, HEADER, 0, len)
+    this.socket!.send(dgram, port, host)
+  }
+
+  private nextId(): Buffer {
+    if (this.idPos + 20 > this.idPool.length) {
+      // One randomFillSync per 204 ids: the entropy syscall is the costly part.
+      this.idPool = randomFillSync(Buffer.allocUnsafeSlow(4080))
+      this.idPos = 0
+    }
+    const id = this.idPool.subarray(this.idPos, this.idPos + 20)
+    this.idPos += 20
+    return id
+  }
+
+  private startTimer() {
+    this.timer = setInterval(() => this.expire(), TICK_MS)
+    this.timer.unref()
+  }
+
+  private expire() {
+    this.wheel.expire(performance.now(), (entry) => {
+      this.table.delete(entry.key)
+      this.counters.timeouts++
+      this.sink?.onTimeout(entry.token)
+    })
+    if (this.wheel.size === 0 && this.timer) {
+      clearInterval(this.timer)
+      this.timer = null
+    }
+  }
+
+  private drop(reason: WireDropReason, detail: string) {
+    this.dropped[reason]++
+    this.log.log(`dropped datagram (${reason}): ${detail}`)
+  }
+
+  private receive(msg: Buffer, rinfo: RemoteInfo) {
+    if (msg.length < MIN_DATAGRAM) return this.drop('tooShort', `${msg.length} bytes from ${rinfo.address}:${rinfo.port}`)
+    const type = msg[0]
+    if (type > ERROR) return this.drop('unknownType', `type ${type} from ${rinfo.address}:${rinfo.port}`)
+    let body: unknown
+    try {
+      body = this.decoder.decode(msg, HEADER, msg.length)
+    } catch (err) {
+      if (err instanceof DecodeFailure) return this.drop(err.reason, `from ${rinfo.address}:${rinfo.port}`)
+      throw err
+    }
+    if (type === REQUEST) {
+      if (!Array.isArray(body) || body.length !== 2 || typeof body[0] !== 'string' || !Array.isArray(body[1]))
+        return this.drop('badRequest', `request from ${rinfo.address}:${rinfo.port} is not [name, args]`)
+      this.counters.requestsReceived++
+      return this.sink!.onRequest(msg.subarray(1, HEADER), [fromMappedV4(rinfo.address), rinfo.port], body[0], body[1])
+    }
+    if (type === ERROR && !(Array.isArray(body) && body.length === 2 && typeof body[0] === 'string' && typeof body[1] === 'string'))
+      return this.drop('badRequest', `error reply from ${rinfo.address}:${rinfo.port} is not [code, message]`)
+    const entry = this.table.get(msg.readUInt32BE(1) >>> 2)
+    if (entry === undefined || msg.compare(entry.id, 0, 20, 1, HEADER) !== 0)
+      return this.drop('unmatchedResponse', `unknown, late or duplicate id from ${rinfo.address}:${rinfo.port}`)
+    if (this.options.checkSender && (entry.port !== rinfo.port || entry.host !== canonicalHost(fromMappedV4(rinfo.address))))
+      return this.drop('wrongSender', `answer for ${entry.host}:${entry.port} came from ${rinfo.address}:${rinfo.port}`)
+    this.table.delete(entry.key)
+    this.wheel.remove(entry)
+    if (type === RESPONSE) {
+      this.counters.responsesReceived++
+      this.sink!.onResponse(entry.token, body)
+    } else {
+      this.counters.errorsReceived++
+      const [code, message] = body as [string, string]
+      this.sink!.onErrorReply(entry.token, code, message)
+    }
+  }
+}

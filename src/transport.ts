@@ -1,0 +1,73 @@
+/**
+ * The seam between RPCProtocol and a backend. A transport owns the socket, the
+ * message ids, the outstanding-call table with its deadlines, and the wire
+ * counters; RPCProtocol owns handlers, values and promises. Bodies cross as
+ * msgpack bytes in both directions.
+ */
+export type BackendName = 'native' | 'pure'
+
+export interface TransportOptions {
+  maxBodySize: number
+  maxOutstanding: number
+  checkSender: boolean
+  recvBufferSize: number
+  sendBufferSize: number
+}
+
+export type Address = [host: string, port: number]
+
+/**
+ * Receives a transport's events on the JavaScript thread, already validated and
+ * decoded with the shared codec: a datagram that fails validation is counted as
+ * a drop by the transport and never reaches the sink.
+ */
+export interface TransportSink {
+  onRequest(id: Buffer, sender: Address, name: string, args: unknown[]): void
+  onResponse(token: number, value: unknown): void
+  onErrorReply(token: number, code: string, message: string): void
+  onTimeout(token: number): void
+}
+
+/** Counters a transport keeps; RPCProtocol adds its handler-side ones. */
+export interface WireStats {
+  requestsSent: number
+  requestsReceived: number
+  responsesSent: number
+  responsesReceived: number
+  errorsSent: number
+  errorsReceived: number
+  timeouts: number
+  outstanding: number
+  dropped: Record<WireDropReason, number>
+  recvBufferSize: number
+  sendBufferSize: number
+}
+
+export const WIRE_DROP_REASONS = [
+  'tooShort',
+  'unknownType',
+  'malformed',
+  'tooDeep',
+  'badRequest',
+  'badUtf8',
+  'unsupportedType',
+  'unmatchedResponse',
+  'wrongSender',
+  'sendFailed',
+] as const
+export type WireDropReason = (typeof WIRE_DROP_REASONS)[number]
+
+export interface Transport {
+  readonly backend: BackendName
+  bind(port: number, host: string, sink: TransportSink): Promise<Address>
+  /** Starts a call; throws RPCSizeError / RPCOverloadedError. `token` comes back in onResponse/onErrorReply/onTimeout. */
+  call(host: string, port: number, body: Buffer, len: number, timeoutMs: number, token: number): void
+  reply(id: Buffer, host: string, port: number, body: Buffer, len: number): void
+  /** An error reply (type 0x02, body `[code, message]`, the message cut to fit maxBodySize). */
+  replyError(id: Buffer, host: string, port: number, code: string, message: string): void
+  /** Stops the socket; outstanding calls produce no further events. */
+  close(): void
+  ref(): void
+  unref(): void
+  stats(): WireStats
+}
