@@ -13,9 +13,11 @@ export declare class NativeSocket {
   constructor()
   /** Binds and starts receiving; `onEvents(batch)` gets every batch of events (format in docs/DESIGN.md). */
   bind(host: string, port: number, options: BindOptions, onEvents: (batch: Buffer) => void): BoundAddress
+  /** Queues a call; it leaves with the next `flush()` (one sendmmsg for everything queued). */
   call(host: string, port: number, body: Uint8Array, len: number, timeoutMs: number, token: number): void
   reply(id: Uint8Array, host: string, port: number, body: Uint8Array, len: number): void
   replyError(id: Uint8Array, host: string, port: number, code: string, message: string): void
+  flush(): void
   stats(): NativeStats
   /** Like dgram's `ref()`: a referenced socket keeps the event loop alive. */
   ref(): void

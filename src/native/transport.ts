@@ -19,6 +19,7 @@ interface NativeSocketHandle {
   call(host: string, port: number, body: Buffer, len: number, timeoutMs: number, token: number): void
   reply(id: Buffer, host: string, port: number, body: Buffer, len: number): void
   replyError(id: Buffer, host: string, port: number, code: string, message: string): void
+  flush(): void
   stats(): Omit<WireStats, 'dropped'> & { dropped: Record<string, number> }
   ref(): void
   unref(): void
@@ -53,6 +54,11 @@ export class NativeTransport implements Transport {
   private readonly log = new RateLimitedLog()
   /** Rust validated every body already; these count anything the JS decoder still refuses (a mapping bug). */
   private readonly jsDropped: Partial<Record<WireDropReason, number>> = {}
+  private flushScheduled = false
+  private readonly flush = () => {
+    this.flushScheduled = false
+    this.socket?.flush()
+  }
 
   constructor(
     private readonly binding: NativeBinding,
@@ -79,17 +85,28 @@ export class NativeTransport implements Transport {
     return [bound.host, bound.port]
   }
 
+  // Datagrams are queued in the core and leave together, one sendmmsg per
+  // event-loop turn: everything a batch of events (or a burst of calls) produces.
+  private scheduleFlush() {
+    if (!this.flushScheduled) {
+      this.flushScheduled = true
+      setImmediate(this.flush)
+    }
+  }
+
   call(host: string, port: number, body: Buffer, len: number, timeoutMs: number, token: number): void {
     try {
       this.socket!.call(host, port, body, len, timeoutMs, token)
     } catch (err) {
       throw translate(err)
     }
+    this.scheduleFlush()
   }
 
   reply(id: Buffer, host: string, port: number, body: Buffer, len: number): void {
     try {
       this.socket!.reply(id, host, port, body, len)
+      this.scheduleFlush()
     } catch (err) {
       this.log.log(`reply failed: ${translate(err).message}`)
     }
@@ -98,6 +115,7 @@ export class NativeTransport implements Transport {
   replyError(id: Buffer, host: string, port: number, code: string, message: string): void {
     try {
       this.socket!.replyError(id, host, port, code, message)
+      this.scheduleFlush()
     } catch (err) {
       this.log.log(`error reply failed: ${translate(err).message}`)
     }

@@ -5,9 +5,14 @@ use std::fmt;
 #[derive(Debug)]
 pub enum Error {
     /// A body (request, reply or error) is larger than `Config::max_body`.
-    BodyTooLarge { size: usize, limit: usize },
+    BodyTooLarge {
+        size: usize,
+        limit: usize,
+    },
     /// `Config::max_outstanding` calls are already waiting for an answer.
-    TooManyOutstanding { limit: usize },
+    TooManyOutstanding {
+        limit: usize,
+    },
     Closed,
     InvalidAddress(String),
     Io(std::io::Error),

@@ -27,10 +27,22 @@ pub struct EventBuf {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event<'a> {
-    Request { id: MsgId, from: SocketAddr, body: &'a [u8] },
-    Response { token: Token, body: &'a [u8] },
-    ErrorReply { token: Token, body: &'a [u8] },
-    Timeout { token: Token },
+    Request {
+        id: MsgId,
+        from: SocketAddr,
+        body: &'a [u8],
+    },
+    Response {
+        token: Token,
+        body: &'a [u8],
+    },
+    ErrorReply {
+        token: Token,
+        body: &'a [u8],
+    },
+    Timeout {
+        token: Token,
+    },
 }
 
 impl EventBuf {
@@ -134,17 +146,29 @@ impl<'a> EventIter<'a> {
                 };
                 let port = u16::from_le_bytes(self.take()?);
                 let from = SocketAddr::new(ip, port);
-                Some(Event::Request { id, from, body: self.body()? })
+                Some(Event::Request {
+                    id,
+                    from,
+                    body: self.body()?,
+                })
             }
             RESPONSE => {
                 let token = self.token()?;
-                Some(Event::Response { token, body: self.body()? })
+                Some(Event::Response {
+                    token,
+                    body: self.body()?,
+                })
             }
             ERROR => {
                 let token = self.token()?;
-                Some(Event::ErrorReply { token, body: self.body()? })
+                Some(Event::ErrorReply {
+                    token,
+                    body: self.body()?,
+                })
             }
-            TIMEOUT => Some(Event::Timeout { token: self.token()? }),
+            TIMEOUT => Some(Event::Timeout {
+                token: self.token()?,
+            }),
             _ => None,
         }
     }

@@ -111,7 +111,15 @@ mod tests {
 
     #[test]
     fn str_headers_match_msgpack_sizes() {
-        for (len, first) in [(0, 0xa0), (31, 0xbf), (32, 0xd9), (255, 0xd9), (256, 0xda), (65535, 0xda), (65536, 0xdb)] {
+        for (len, first) in [
+            (0, 0xa0),
+            (31, 0xbf),
+            (32, 0xd9),
+            (255, 0xd9),
+            (256, 0xda),
+            (65535, 0xda),
+            (65536, 0xdb),
+        ] {
             let s = "x".repeat(len);
             let mut out = Vec::new();
             write_str(&s, &mut out);

@@ -5,6 +5,8 @@
 //! Sends never hop to the runtime: `call`/`reply` frame under the endpoint lock
 //! and send with a non-blocking `sendto` on the caller's thread (for Node, the
 //! JavaScript thread), so a request costs no cross-thread wake-up on the way out.
+//! The `queue_*` variants only frame into an [`Outbox`]; one [`Socket::flush`]
+//! then sends the lot with a single `sendmmsg`.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
@@ -19,6 +21,7 @@ use tokio::sync::Notify;
 
 use crate::endpoint::{Config, Endpoint, Incoming, Token};
 use crate::error::Error;
+use crate::batch_io::{Inbox, Outbox};
 use crate::events::EventBuf;
 use crate::stats::{DropReason, Stats};
 use crate::wire::{MsgId, MAX_DATAGRAM};
@@ -102,8 +105,11 @@ struct Shared {
 /// A bound rpcudp socket. Dropping it without `close()` also stops the driver.
 pub struct Socket {
     shared: Arc<Shared>,
-    scratch: Mutex<Vec<u8>>,
+    outbox: Mutex<Outbox>,
 }
+
+/// Past this many queued datagrams a queue_* call flushes by itself, so the outbox stays small.
+const OUTBOX_LIMIT: usize = 256;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock cannot leave these structures half-updated
@@ -197,7 +203,7 @@ impl Socket {
             send_buffer,
         });
         rt.spawn(drive(shared.clone(), io));
-        Ok(Socket { shared, scratch: Mutex::new(Vec::with_capacity(MAX_DATAGRAM)) })
+        Ok(Socket { shared, outbox: Mutex::new(Outbox::default()) })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -208,45 +214,79 @@ impl Socket {
         self.shared.events.clone()
     }
 
-    /// Starts a call; its answer, error reply or timeout comes back as an event carrying `token`.
+    /// Starts a call and sends it at once; its answer, error reply or timeout
+    /// comes back as an event carrying `token`.
     pub fn call(&self, dest: SocketAddr, body: &[u8], timeout: Duration, token: Token) -> Result<(), Error> {
+        self.queue_call(dest, body, timeout, token)?;
+        self.flush();
+        Ok(())
+    }
+
+    /// Answers request `id` from `dest` with `body` (a msgpack value), at once.
+    pub fn reply(&self, id: &MsgId, dest: SocketAddr, body: &[u8]) -> Result<(), Error> {
+        self.queue_reply(id, dest, body)?;
+        self.flush();
+        Ok(())
+    }
+
+    /// Sends an error reply (type 0x02, ignored by Python peers) at once.
+    pub fn reply_error(&self, id: &MsgId, dest: SocketAddr, code: &str, message: &str) -> Result<(), Error> {
+        self.queue_error(id, dest, code, message)?;
+        self.flush();
+        Ok(())
+    }
+
+    /// Like [`Socket::call`], but the datagram waits for [`Socket::flush`].
+    pub fn queue_call(&self, dest: SocketAddr, body: &[u8], timeout: Duration, token: Token) -> Result<(), Error> {
         let dest = self.route(dest)?;
         let now = Instant::now();
-        let mut out = lock(&self.scratch);
-        out.clear();
-        let deadline = {
-            let mut ep = lock(&self.shared.endpoint);
-            ep.start_call(now, dest, body, timeout, token, &mut out)?;
-            now + timeout
-        };
+        self.queue(dest, |out| lock(&self.shared.endpoint).start_call(now, dest, body, timeout, token, out))?;
         // Wake the driver only if this deadline comes before the one it sleeps towards.
-        let at = deadline.saturating_duration_since(self.shared.epoch).as_nanos().min(u64::MAX as u128 - 1) as u64;
+        let at = (now + timeout).saturating_duration_since(self.shared.epoch).as_nanos().min(u64::MAX as u128 - 1) as u64;
         if at < self.shared.armed.load(Ordering::Acquire) {
             self.shared.armed.store(at, Ordering::Release);
             self.shared.rearm.notify_one();
         }
-        self.send(&out, dest);
         Ok(())
     }
 
-    /// Answers request `id` from `dest` with `body` (a msgpack value).
-    pub fn reply(&self, id: &MsgId, dest: SocketAddr, body: &[u8]) -> Result<(), Error> {
+    pub fn queue_reply(&self, id: &MsgId, dest: SocketAddr, body: &[u8]) -> Result<(), Error> {
         let dest = self.route(dest)?;
-        let mut out = lock(&self.scratch);
-        out.clear();
-        lock(&self.shared.endpoint).frame_reply(id, body, &mut out)?;
-        self.send(&out, dest);
+        self.queue(dest, |out| lock(&self.shared.endpoint).frame_reply(id, body, out))
+    }
+
+    pub fn queue_error(&self, id: &MsgId, dest: SocketAddr, code: &str, message: &str) -> Result<(), Error> {
+        let dest = self.route(dest)?;
+        self.queue(dest, |out| {
+            lock(&self.shared.endpoint).frame_error(id, code, message, out);
+            Ok(())
+        })
+    }
+
+    fn queue(&self, dest: SocketAddr, frame: impl FnOnce(&mut Vec<u8>) -> Result<(), Error>) -> Result<(), Error> {
+        let mut outbox = lock(&self.outbox);
+        outbox.push(dest, frame)?;
+        if outbox.len() >= OUTBOX_LIMIT {
+            self.send_queued(&mut outbox);
+        }
         Ok(())
     }
 
-    /// Sends an error reply (type 0x02, ignored by Python peers).
-    pub fn reply_error(&self, id: &MsgId, dest: SocketAddr, code: &str, message: &str) -> Result<(), Error> {
-        let dest = self.route(dest)?;
-        let mut out = lock(&self.scratch);
-        out.clear();
-        lock(&self.shared.endpoint).frame_error(id, code, message, &mut out);
-        self.send(&out, dest);
-        Ok(())
+    /// Sends every queued datagram (one `sendmmsg` per 64 on Linux).
+    pub fn flush(&self) {
+        let mut outbox = lock(&self.outbox);
+        if !outbox.is_empty() {
+            self.send_queued(&mut outbox);
+        }
+    }
+
+    fn send_queued(&self, outbox: &mut Outbox) {
+        // UDP may drop anyway; a full send buffer or an unreachable route is counted, never raised.
+        let failed = outbox.flush(&self.shared.sender);
+        if failed > 0 {
+            let mut ep = lock(&self.shared.endpoint);
+            (0..failed).for_each(|_| ep.count_drop(DropReason::SendFailed));
+        }
     }
 
     pub fn stats(&self) -> SocketStats {
@@ -285,13 +325,6 @@ impl Socket {
             _ => Ok(dest),
         }
     }
-
-    fn send(&self, datagram: &[u8], dest: SocketAddr) {
-        // UDP may drop anyway; a full send buffer or an unreachable route is counted, never raised.
-        if self.shared.sender.send_to(datagram, dest).is_err() {
-            lock(&self.shared.endpoint).count_drop(DropReason::SendFailed);
-        }
-    }
 }
 
 impl Drop for Socket {
@@ -301,7 +334,8 @@ impl Drop for Socket {
 }
 
 async fn drive(shared: Arc<Shared>, io: UdpSocket) {
-    let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+    // One byte more than the largest datagram, so an oversized one shows as truncated.
+    let mut inbox = Inbox::new(MAX_DATAGRAM + 1);
     let mut expired = Vec::new();
     loop {
         let next = lock(&shared.endpoint).next_deadline();
@@ -320,7 +354,7 @@ async fn drive(shared: Arc<Shared>, io: UdpSocket) {
                 if r.is_err() {
                     return;
                 }
-                receive_burst(&shared, &io, &mut buf);
+                receive_burst(&shared, &io, &mut inbox);
             }
             _ = sleep => {
                 lock(&shared.endpoint).expire(Instant::now(), &mut expired);
@@ -335,27 +369,31 @@ async fn drive(shared: Arc<Shared>, io: UdpSocket) {
 }
 
 /// Reads until the socket is empty (bounded, so timers still get their turn),
-/// then wakes the consumer once for the whole burst.
-fn receive_burst(shared: &Shared, io: &UdpSocket, buf: &mut [u8]) {
-    const BURST: usize = 256;
+/// a batch of datagrams per system call, then wakes the consumer once.
+fn receive_burst(shared: &Shared, io: &UdpSocket, inbox: &mut Inbox) {
+    const ROUNDS: usize = 8;
     let mut delivered = false;
-    for _ in 0..BURST {
-        let (n, from) = match io.try_recv_from(buf) {
-            Ok(r) => r,
+    for _ in 0..ROUNDS {
+        match inbox.recv(io) {
+            Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             // ICMP errors for earlier sends surface here on Linux; the socket is fine.
             Err(_) => continue,
-        };
-        let from = SocketAddr::new(from.ip().to_canonical(), from.port());
+        }
         let now = Instant::now();
         let mut ep = lock(&shared.endpoint);
-        let Some(incoming) = ep.handle_datagram(now, from, &buf[..n]) else { continue };
-        shared.events.push(|ev| match incoming {
-            Incoming::Request { id, body, .. } => ev.push_request(&id, from, body),
-            Incoming::Response { token, body } => ev.push_response(token, body),
-            Incoming::ErrorReply { token, body, .. } => ev.push_error(token, body),
+        shared.events.push(|ev| {
+            for (datagram, from) in inbox.iter() {
+                let from = SocketAddr::new(from.ip().to_canonical(), from.port());
+                let Some(incoming) = ep.handle_datagram(now, from, datagram) else { continue };
+                match incoming {
+                    Incoming::Request { id, body, .. } => ev.push_request(&id, from, body),
+                    Incoming::Response { token, body } => ev.push_response(token, body),
+                    Incoming::ErrorReply { token, body, .. } => ev.push_error(token, body),
+                }
+                delivered = true;
+            }
         });
-        delivered = true;
     }
     if delivered {
         shared.events.notify();

@@ -26,7 +26,11 @@ pub(crate) struct Table {
 
 impl Table {
     pub(crate) fn new(origin: Instant, tick: Duration) -> Self {
-        Table { clock: Clock::new(origin, tick), wheel: Wheel::new(), ids: HashMap::default() }
+        Table {
+            clock: Clock::new(origin, tick),
+            wheel: Wheel::new(),
+            ids: HashMap::default(),
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -50,7 +54,12 @@ impl Table {
     /// Removes the call `id` answered from `from` and returns its token. With
     /// `check_sender`, only the address the call went to may answer it; anyone
     /// else is refused and the call stays outstanding.
-    pub(crate) fn answer(&mut self, id: &MsgId, from: SocketAddr, check_sender: bool) -> Result<Token, DropReason> {
+    pub(crate) fn answer(
+        &mut self,
+        id: &MsgId,
+        from: SocketAddr,
+        check_sender: bool,
+    ) -> Result<Token, DropReason> {
         let &key = self.ids.get(id).ok_or(DropReason::UnmatchedResponse)?;
         if check_sender && !same_peer(self.wheel.get(key).dest, from) {
             return Err(DropReason::WrongSender);
@@ -78,9 +87,8 @@ impl Table {
     }
 
     #[cfg(test)]
-    pub(crate) fn capacities(&self) -> (usize, usize, usize) {
-        let (nodes, due) = self.wheel.capacity();
-        (nodes, due, self.ids.capacity())
+    pub(crate) fn capacities(&self) -> (usize, usize) {
+        (self.wheel.capacity(), self.ids.capacity())
     }
 }
 
@@ -98,7 +106,10 @@ struct Clock {
 
 impl Clock {
     fn new(origin: Instant, tick: Duration) -> Self {
-        Clock { origin, tick_ns: tick.as_nanos().max(1) }
+        Clock {
+            origin,
+            tick_ns: tick.as_nanos().max(1),
+        }
     }
 
     /// The tick `now` falls in. Everything due in it or before may expire.
@@ -116,7 +127,8 @@ impl Clock {
     /// The start of `tick`; `None` past what `Instant` can represent.
     fn instant(&self, tick: u64) -> Option<Instant> {
         let ns = u128::from(tick).checked_mul(self.tick_ns)?;
-        self.origin.checked_add(Duration::from_nanos(u64::try_from(ns).ok()?))
+        self.origin
+            .checked_add(Duration::from_nanos(u64::try_from(ns).ok()?))
     }
 
     fn elapsed_ns(&self, now: Instant) -> u128 {
@@ -158,7 +170,10 @@ mod tests {
         assert_eq!(c.deadline(t0, Duration::ZERO), 0);
         assert_eq!(c.deadline(t0, Duration::from_micros(1)), 1);
         assert_eq!(c.deadline(t0, Duration::from_millis(1)), 1);
-        assert_eq!(c.deadline(t0 + Duration::from_micros(300), Duration::from_millis(2)), 3);
+        assert_eq!(
+            c.deadline(t0 + Duration::from_micros(300), Duration::from_millis(2)),
+            3
+        );
         assert_eq!(c.tick_of(t0 + Duration::from_micros(2999)), 2);
         assert_eq!(c.tick_of(t0 + Duration::from_millis(3)), 3);
         assert_eq!(c.instant(3), Some(t0 + Duration::from_millis(3)));
@@ -175,7 +190,7 @@ mod tests {
             id[..8].copy_from_slice(&n.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_le_bytes());
             assert!(table.insert(t0, Duration::from_secs(5), Call { id, token: n, dest }));
         }
-        let (nodes, _, ids) = table.capacities();
+        let (nodes, ids) = table.capacities();
         // hashbrown keeps 1/8 of its buckets empty and spends a control byte on each.
         let map_bytes = ids * 8 / 7 * (std::mem::size_of::<(MsgId, Key)>() + 1);
         let per_call = (nodes * Wheel::<Call>::NODE_SIZE + map_bytes) / table.len();

@@ -52,7 +52,11 @@ pub fn validate(buf: &[u8], max_depth: usize) -> Result<(), DropReason> {
         // One value is complete: close every container it completes.
         loop {
             let Some(top) = depth.checked_sub(1) else {
-                return if pos == buf.len() { Ok(()) } else { Err(DropReason::Malformed) };
+                return if pos == buf.len() {
+                    Ok(())
+                } else {
+                    Err(DropReason::Malformed)
+                };
             };
             open[top] -= 1;
             if open[top] > 0 {
@@ -64,7 +68,12 @@ pub fn validate(buf: &[u8], max_depth: usize) -> Result<(), DropReason> {
 }
 
 /// Checks a container header declaring `elements` elements, opened at `depth`.
-fn container(elements: usize, remaining: usize, depth: usize, max_depth: usize) -> Result<usize, DropReason> {
+fn container(
+    elements: usize,
+    remaining: usize,
+    depth: usize,
+    max_depth: usize,
+) -> Result<usize, DropReason> {
     // Every element takes at least one byte, so a count the rest of the buffer
     // cannot hold is a lie we can reject before walking it.
     if elements > remaining {

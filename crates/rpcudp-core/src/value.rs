@@ -5,11 +5,20 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
+use crate::wire;
 
-/// Encodes a request body `[name, args]`; `args` should serialize as a
-/// sequence (a tuple or a `Vec`), which the callee spreads into arguments.
+/// Encodes a request body `[name, args]`. `args` must serialize as a
+/// sequence (a tuple or a `Vec`), which the callee spreads into arguments;
+/// anything else, `()` included (rmp-serde writes it as nil), is refused
+/// here, since every peer would drop the request.
 pub fn encode_request<A: Serialize>(name: &str, args: &A) -> Result<Vec<u8>, Error> {
-    encode_value(&(name, args))
+    let body = encode_value(&(name, args))?;
+    if wire::request_name(&body).is_none() {
+        return Err(Error::Encode(
+            "request args must serialize as a sequence (tuple or Vec)".into(),
+        ));
+    }
+    Ok(body)
 }
 
 pub fn encode_value<T: Serialize>(v: &T) -> Result<Vec<u8>, Error> {

@@ -60,14 +60,19 @@ impl<T: Copy> Wheel<T> {
     pub(crate) const NODE_SIZE: usize = std::mem::size_of::<Node<T>>();
 
     #[cfg(test)]
-    pub(crate) fn capacity(&self) -> (usize, usize) {
-        (self.nodes.capacity(), self.due.capacity())
+    pub(crate) fn capacity(&self) -> usize {
+        self.nodes.capacity()
     }
 
     /// Adds an entry due at tick `deadline` (a past deadline becomes due at the
     /// next expiry). `None` when the slab has run out of keys.
     pub(crate) fn insert(&mut self, deadline: u64, value: T) -> Option<Key> {
-        let node = Node { value, deadline: deadline.max(self.now), prev: NIL, next: NIL };
+        let node = Node {
+            value,
+            deadline: deadline.max(self.now),
+            prev: NIL,
+            next: NIL,
+        };
         let key = if self.free != NIL {
             let key = self.free;
             let slot = &mut self.nodes[key as usize];
@@ -214,7 +219,12 @@ impl<T: Copy> Wheel<T> {
     }
 
     fn unlink(&mut self, key: Key) {
-        let Node { deadline, prev, next, .. } = self.nodes[key as usize];
+        let Node {
+            deadline,
+            prev,
+            next,
+            ..
+        } = self.nodes[key as usize];
         let slot = (deadline & MASK) as usize;
         match prev {
             NIL => self.heads[slot] = next,

@@ -40,10 +40,22 @@ impl Kind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Message<'a> {
     /// `body` is the whole `[name, args]` msgpack value.
-    Request { id: MsgId, name: &'a str, body: &'a [u8] },
-    Response { id: MsgId, body: &'a [u8] },
+    Request {
+        id: MsgId,
+        name: &'a str,
+        body: &'a [u8],
+    },
+    Response {
+        id: MsgId,
+        body: &'a [u8],
+    },
     /// `body` is the whole `[code, message]` msgpack value.
-    Error { id: MsgId, code: &'a str, message: &'a str, body: &'a [u8] },
+    Error {
+        id: MsgId,
+        code: &'a str,
+        message: &'a str,
+        body: &'a [u8],
+    },
 }
 
 /// Parses and validates a whole datagram; nothing past this point needs to
@@ -65,13 +77,18 @@ pub fn parse(buf: &[u8], max_depth: usize) -> Result<Message<'_>, DropReason> {
         Kind::Response => Ok(Message::Response { id, body }),
         Kind::Error => {
             let (code, message) = error_fields(body).ok_or(DropReason::BadRequest)?;
-            Ok(Message::Error { id, code, message, body })
+            Ok(Message::Error {
+                id,
+                code,
+                message,
+                body,
+            })
         }
     }
 }
 
 /// The name of a `[name: str, args: array]` request body.
-fn request_name(body: &[u8]) -> Option<&str> {
+pub(crate) fn request_name(body: &[u8]) -> Option<&str> {
     let (2, pos) = msgpack::read_array(body, 0)? else {
         return None;
     };

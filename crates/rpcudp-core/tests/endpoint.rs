@@ -23,7 +23,11 @@ struct Sim {
 impl Sim {
     fn new(config: Config) -> Self {
         let t0 = Instant::now();
-        Sim { ep: Endpoint::new(config, t0), t0, peer: addr("10.0.0.2:4000") }
+        Sim {
+            ep: Endpoint::new(config, t0),
+            t0,
+            peer: addr("10.0.0.2:4000"),
+        }
     }
 
     fn at(&self, ms: u64) -> Instant {
@@ -33,7 +37,9 @@ impl Sim {
     /// Starts a call at `now` and returns the id it went out with.
     fn call(&mut self, now: Instant, timeout: Duration, token: Token) -> MsgId {
         let mut out = Vec::new();
-        self.ep.start_call(now, self.peer, BODY, timeout, token, &mut out).unwrap();
+        self.ep
+            .start_call(now, self.peer, BODY, timeout, token, &mut out)
+            .unwrap();
         assert_eq!(out[0], Kind::Request as u8);
         assert_eq!(&out[HEADER_LEN..], BODY);
         out[1..HEADER_LEN].try_into().unwrap()
@@ -67,7 +73,10 @@ fn call_and_response() {
     assert_eq!(s.ep.outstanding(), 0);
     assert_eq!(s.ep.next_deadline(), None);
     let st = s.ep.stats();
-    assert_eq!((st.requests_sent, st.responses_received, st.timeouts), (1, 1, 0));
+    assert_eq!(
+        (st.requests_sent, st.responses_received, st.timeouts),
+        (1, 1, 0)
+    );
 }
 
 #[test]
@@ -107,7 +116,10 @@ fn wrong_sender_is_refused_and_the_call_stays_answerable() {
 
 #[test]
 fn check_sender_off_accepts_anyone() {
-    let mut s = Sim::new(Config { check_sender: false, ..Config::default() });
+    let mut s = Sim::new(Config {
+        check_sender: false,
+        ..Config::default()
+    });
     let id = s.call(s.t0, 10 * MS, 5);
     assert_eq!(s.respond(&id, addr("192.0.2.1:1")), Some(5));
     assert_eq!(s.ep.stats().dropped_total(), 0);
@@ -124,7 +136,12 @@ fn error_replies_settle_calls() {
     let got = s.ep.handle_datagram(s.t0, s.peer, &d);
     assert_eq!(
         got,
-        Some(Incoming::ErrorReply { token: 9, code: "ERR_NOT_FOUND", message: "no such method", body: &body })
+        Some(Incoming::ErrorReply {
+            token: 9,
+            code: "ERR_NOT_FOUND",
+            message: "no such method",
+            body: &body
+        })
     );
     assert_eq!(s.ep.handle_datagram(s.t0, s.peer, &d), None);
     assert_eq!(s.ep.stats().errors_received, 1);
@@ -136,7 +153,9 @@ fn requests_are_handed_over_and_replies_framed() {
     let mut s = Sim::new(Config::default());
     let mut d = Vec::new();
     frame(Kind::Request, &[4; 20], BODY, &mut d);
-    let Some(Incoming::Request { id, name, body }) = s.ep.handle_datagram(s.t0, s.peer, &d) else { panic!() };
+    let Some(Incoming::Request { id, name, body }) = s.ep.handle_datagram(s.t0, s.peer, &d) else {
+        panic!()
+    };
     assert_eq!((id, name, body), ([4; 20], "ping", BODY));
     let mut out = Vec::new();
     s.ep.frame_reply(&id, &[0xc0], &mut out).unwrap();
@@ -171,52 +190,98 @@ fn body_limit() {
     let big = vec![0xc0; 8193];
     s.ep.start_call(s.t0, s.peer, &ok, MS, 1, &mut out).unwrap();
     assert_eq!(out.len(), HEADER_LEN + 8192);
-    let e = s.ep.start_call(s.t0, s.peer, &big, MS, 2, &mut out).unwrap_err();
-    assert!(matches!(e, Error::BodyTooLarge { size: 8193, limit: 8192 }));
+    let e =
+        s.ep.start_call(s.t0, s.peer, &big, MS, 2, &mut out)
+            .unwrap_err();
+    assert!(matches!(
+        e,
+        Error::BodyTooLarge {
+            size: 8193,
+            limit: 8192
+        }
+    ));
     assert_eq!(e.code(), "ERR_BODY_TOO_LARGE");
     assert_eq!(s.ep.outstanding(), 1);
     s.ep.frame_reply(&[0; 20], &ok, &mut out).unwrap();
-    assert!(matches!(s.ep.frame_reply(&[0; 20], &big, &mut out), Err(Error::BodyTooLarge { .. })));
+    assert!(matches!(
+        s.ep.frame_reply(&[0; 20], &big, &mut out),
+        Err(Error::BodyTooLarge { .. })
+    ));
     assert_eq!(s.ep.stats().requests_sent, 1);
     assert_eq!(s.ep.stats().responses_sent, 1);
 }
 
 #[test]
 fn max_body_is_clamped_to_one_datagram() {
-    let s = Sim::new(Config { max_body: usize::MAX, ..Config::default() });
+    let s = Sim::new(Config {
+        max_body: usize::MAX,
+        ..Config::default()
+    });
     assert_eq!(s.ep.config().max_body, 65507 - HEADER_LEN);
 }
 
 #[test]
 fn error_messages_are_cut_to_fit() {
-    for max_body in [8192, 300, 40, 10] {
+    for max_body in [8192, 300, 40, 14] {
         for unit in ["x", "é", "€", "😀"] {
-            let mut s = Sim::new(Config { max_body, ..Config::default() });
+            let mut s = Sim::new(Config {
+                max_body,
+                ..Config::default()
+            });
             let message = unit.repeat(10_000);
             let mut out = Vec::new();
             s.ep.frame_error(&[1; 20], "ERR_HANDLER", &message, &mut out);
             assert!(out.len() - HEADER_LEN <= max_body, "{max_body} {unit}");
             let parsed = rpcudp_core::parse(&out, 32).unwrap();
-            let rpcudp_core::Message::Error { code, message: m, .. } = parsed else { panic!() };
+            let rpcudp_core::Message::Error {
+                code, message: m, ..
+            } = parsed
+            else {
+                panic!()
+            };
             assert_eq!(code, "ERR_HANDLER");
             assert!(message.starts_with(m));
             // Nothing more would have fitted.
-            assert!(out.len() - HEADER_LEN + unit.len() + 2 > max_body, "{max_body} {unit} {}", m.len());
+            assert!(
+                out.len() - HEADER_LEN + unit.len() + 2 > max_body,
+                "{max_body} {unit} {}",
+                m.len()
+            );
         }
     }
+    // Only an absurdly small limit cuts the code too.
+    let mut s = Sim::new(Config {
+        max_body: 10,
+        ..Config::default()
+    });
+    let mut out = Vec::new();
+    s.ep.frame_error(&[1; 20], "ERR_HANDLER", "message", &mut out);
+    assert_eq!(
+        out[HEADER_LEN..],
+        [0x92, 0xa7, b'E', b'R', b'R', b'_', b'H', b'A', b'N', 0xa0]
+    );
+
     let mut s = Sim::new(Config::default());
     let mut out = Vec::new();
     s.ep.frame_error(&[1; 20], "E", "short", &mut out);
-    assert_eq!(out[HEADER_LEN..], [0x92, 0xa1, b'E', 0xa5, b's', b'h', b'o', b'r', b't']);
+    assert_eq!(
+        out[HEADER_LEN..],
+        [0x92, 0xa1, b'E', 0xa5, b's', b'h', b'o', b'r', b't']
+    );
     assert_eq!(s.ep.stats().errors_sent, 1);
 }
 
 #[test]
 fn outstanding_cap() {
-    let mut s = Sim::new(Config { max_outstanding: 3, ..Config::default() });
+    let mut s = Sim::new(Config {
+        max_outstanding: 3,
+        ..Config::default()
+    });
     let ids: Vec<_> = (0..3).map(|t| s.call(s.t0, MS, t)).collect();
     let mut out = Vec::new();
-    let e = s.ep.start_call(s.t0, s.peer, BODY, MS, 3, &mut out).unwrap_err();
+    let e =
+        s.ep.start_call(s.t0, s.peer, BODY, MS, 3, &mut out)
+            .unwrap_err();
     assert!(matches!(e, Error::TooManyOutstanding { limit: 3 }));
     assert_eq!(e.code(), "ERR_OVERLOADED");
     assert!(out.is_empty());
@@ -248,7 +313,16 @@ fn cancel_all_returns_every_token() {
 fn timeouts_fire_in_deadline_order_never_early() {
     let mut s = Sim::new(Config::default());
     // (token, start ms, timeout ms), including deadlines beyond one wheel span.
-    let calls = [(1, 0, 50), (2, 0, 10), (3, 5, 5), (4, 0, 100_000), (5, 1, 40_000), (6, 2, 10), (7, 3, 0), (8, 0, 40_000)];
+    let calls = [
+        (1, 0, 50),
+        (2, 0, 10),
+        (3, 5, 5),
+        (4, 0, 100_000),
+        (5, 1, 40_000),
+        (6, 2, 10),
+        (7, 3, 0),
+        (8, 0, 40_000),
+    ];
     let mut answered = None;
     for (token, start, timeout) in calls {
         let id = s.call(s.at(start), timeout * MS, token);
@@ -284,7 +358,10 @@ fn sub_tick_deadlines_round_up() {
 
 #[test]
 fn coarse_ticks() {
-    let mut s = Sim::new(Config { tick: 10 * MS, ..Config::default() });
+    let mut s = Sim::new(Config {
+        tick: 10 * MS,
+        ..Config::default()
+    });
     s.call(s.at(1), MS, 1);
     assert_eq!(s.ep.next_deadline(), Some(s.at(10)));
     assert!(s.expire(s.at(9)).is_empty());
@@ -321,7 +398,11 @@ fn randomized_against_a_model() {
         match next(10) {
             0..=5 => {
                 // Mostly short timeouts, some far beyond one wheel span.
-                let timeout_us = if next(5) == 0 { next(120_000_000) } else { next(50_000) };
+                let timeout_us = if next(5) == 0 {
+                    next(120_000_000)
+                } else {
+                    next(50_000)
+                };
                 let id = s.call(now, Duration::from_micros(timeout_us), token);
                 let due = (now_us + timeout_us).div_ceil(1000).max(processed);
                 model.push((token, id, due));
@@ -332,7 +413,11 @@ fn randomized_against_a_model() {
             }
             _ => {
                 let tick = now_us / 1000;
-                let mut due: Vec<_> = model.iter().filter(|c| c.2 <= tick).map(|c| (c.2, c.0)).collect();
+                let mut due: Vec<_> = model
+                    .iter()
+                    .filter(|c| c.2 <= tick)
+                    .map(|c| (c.2, c.0))
+                    .collect();
                 due.sort_by_key(|&(d, _)| d); // stable: ties stay in start order
                 model.retain(|c| c.2 > tick);
                 let want: Vec<Token> = due.into_iter().map(|(_, t)| t).collect();

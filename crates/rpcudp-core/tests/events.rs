@@ -17,7 +17,15 @@ fn round_trip() {
     buf.push_request(&[2; 20], addr("[2001:db8::5]:65535"), &[]);
     buf.push_request(&[3; 20], addr("[::ffff:198.51.100.1]:1"), &[0x01]);
     assert_eq!(buf.len(), 6);
-    assert_eq!(buf.byte_len(), (1 + 20 + 7 + 4 + 4) + (1 + 8 + 4 + 1) + (1 + 8 + 4 + 4) + 9 + (1 + 20 + 19 + 4) + (1 + 20 + 7 + 4 + 1));
+    assert_eq!(
+        buf.byte_len(),
+        (1 + 20 + 7 + 4 + 4)
+            + (1 + 8 + 4 + 1)
+            + (1 + 8 + 4 + 4)
+            + 9
+            + (1 + 20 + 19 + 4)
+            + (1 + 20 + 7 + 4 + 1)
+    );
 
     let bytes = buf.take();
     assert!(buf.is_empty());
@@ -26,12 +34,30 @@ fn round_trip() {
     assert_eq!(
         events,
         [
-            Event::Request { id: [1; 20], from: addr("192.0.2.7:5000"), body: &[0x92, 0xa1, b'f', 0x90] },
-            Event::Response { token: u64::MAX, body: &[0xc0] },
-            Event::ErrorReply { token: 7, body: &[0x92, 0xa1, b'E', 0xa0] },
+            Event::Request {
+                id: [1; 20],
+                from: addr("192.0.2.7:5000"),
+                body: &[0x92, 0xa1, b'f', 0x90]
+            },
+            Event::Response {
+                token: u64::MAX,
+                body: &[0xc0]
+            },
+            Event::ErrorReply {
+                token: 7,
+                body: &[0x92, 0xa1, b'E', 0xa0]
+            },
             Event::Timeout { token: 8 },
-            Event::Request { id: [2; 20], from: addr("[2001:db8::5]:65535"), body: &[] },
-            Event::Request { id: [3; 20], from: addr("198.51.100.1:1"), body: &[0x01] },
+            Event::Request {
+                id: [2; 20],
+                from: addr("[2001:db8::5]:65535"),
+                body: &[]
+            },
+            Event::Request {
+                id: [3; 20],
+                from: addr("198.51.100.1:1"),
+                body: &[0x01]
+            },
         ]
     );
 }

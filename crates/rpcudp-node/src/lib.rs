@@ -77,6 +77,11 @@ fn addr(host: &str, port: u32) -> Result<SocketAddr> {
     Ok(SocketAddr::new(ip, port))
 }
 
+/// The first `len` bytes of a reusable JavaScript encode buffer.
+fn prefix(body: &[u8], len: u32) -> Result<&[u8]> {
+    body.get(..len as usize).ok_or_else(|| Error::new(Status::InvalidArg, "len is past the end of the body"))
+}
+
 fn msg_id(id: &[u8]) -> Result<MsgId> {
     id.try_into().map_err(|_| Error::new(Status::InvalidArg, format!("message id must be {ID_LEN} bytes")))
 }
@@ -148,22 +153,27 @@ impl NativeSocket {
         self.socket.as_ref().ok_or_else(|| Error::new(Status::GenericFailure, "ERR_CLOSED: not bound"))
     }
 
+    /// Queues a call; it leaves with the next `flush()` (one sendmmsg for everything queued).
     #[napi]
     pub fn call(&self, host: String, port: u32, body: &[u8], len: u32, timeout_ms: f64, token: u32) -> Result<()> {
-        let body = body.get(..len as usize).ok_or_else(|| Error::new(Status::InvalidArg, "len past the body"))?;
         let timeout = Duration::from_secs_f64(timeout_ms.max(0.0) / 1000.0);
-        self.socket()?.call(addr(&host, port)?, body, timeout, token as u64).map_err(to_napi)
+        self.socket()?.queue_call(addr(&host, port)?, prefix(body, len)?, timeout, token as u64).map_err(to_napi)
     }
 
     #[napi]
     pub fn reply(&self, id: &[u8], host: String, port: u32, body: &[u8], len: u32) -> Result<()> {
-        let body = body.get(..len as usize).ok_or_else(|| Error::new(Status::InvalidArg, "len past the body"))?;
-        self.socket()?.reply(&msg_id(id)?, addr(&host, port)?, body).map_err(to_napi)
+        self.socket()?.queue_reply(&msg_id(id)?, addr(&host, port)?, prefix(body, len)?).map_err(to_napi)
     }
 
     #[napi]
     pub fn reply_error(&self, id: &[u8], host: String, port: u32, code: String, message: String) -> Result<()> {
-        self.socket()?.reply_error(&msg_id(id)?, addr(&host, port)?, &code, &message).map_err(to_napi)
+        self.socket()?.queue_error(&msg_id(id)?, addr(&host, port)?, &code, &message).map_err(to_napi)
+    }
+
+    #[napi]
+    pub fn flush(&self) -> Result<()> {
+        self.socket()?.flush();
+        Ok(())
     }
 
     #[napi]
@@ -222,6 +232,7 @@ impl NativeSocket {
     pub fn close(&mut self, env: Env) -> Result<()> {
         self.set_referenced(&env, false)?;
         if let Some(socket) = self.socket.take() {
+            socket.flush();
             socket.close();
         }
         self.deliver = None;

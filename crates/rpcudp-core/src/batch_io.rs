@@ -1,0 +1,184 @@
+//! Many datagrams per system call: `sendmmsg`/`recvmmsg` on Linux, a loop of
+//! `send_to`/`recv_from` elsewhere. On loopback at high call rates the
+//! per-syscall cost is a large share of a call's CPU time.
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+
+/// Datagrams framed back to back in one buffer, waiting for [`Outbox::flush`].
+#[derive(Default)]
+pub struct Outbox {
+    bytes: Vec<u8>,
+    items: Vec<(usize, usize, SocketAddr)>,
+}
+
+impl Outbox {
+    /// Frames one datagram with `frame` (which appends to the buffer) and queues it for `dest`.
+    pub fn push<E>(&mut self, dest: SocketAddr, frame: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> Result<(), E> {
+        let start = self.bytes.len();
+        if let Err(e) = frame(&mut self.bytes) {
+            self.bytes.truncate(start);
+            return Err(e);
+        }
+        self.items.push((start, self.bytes.len() - start, dest));
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Sends everything queued; returns how many datagrams the kernel refused
+    /// (full send buffer, unreachable route), which the caller counts.
+    pub fn flush(&mut self, socket: &UdpSocket) -> usize {
+        let failed = send_all(socket, &self.bytes, &self.items);
+        self.bytes.clear();
+        self.items.clear();
+        failed
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn send_all(socket: &UdpSocket, bytes: &[u8], items: &[(usize, usize, SocketAddr)]) -> usize {
+    use socket2::SockAddr;
+    use std::os::fd::AsRawFd;
+    const CHUNK: usize = 64;
+    let mut failed = 0;
+    for chunk in items.chunks(CHUNK) {
+        let addrs: Vec<SockAddr> = chunk.iter().map(|&(_, _, a)| SockAddr::from(a)).collect();
+        let mut iovs: Vec<libc::iovec> = chunk
+            .iter()
+            .map(|&(off, len, _)| libc::iovec { iov_base: bytes[off..].as_ptr() as *mut libc::c_void, iov_len: len })
+            .collect();
+        // SAFETY: zeroed mmsghdr is a valid "empty" header; every pointer set below
+        // points into `addrs`/`iovs`, which outlive the sendmmsg calls.
+        let mut msgs: Vec<libc::mmsghdr> = (0..chunk.len()).map(|_| unsafe { std::mem::zeroed() }).collect();
+        for (i, m) in msgs.iter_mut().enumerate() {
+            m.msg_hdr.msg_name = addrs[i].as_ptr() as *mut libc::c_void;
+            m.msg_hdr.msg_namelen = addrs[i].len();
+            m.msg_hdr.msg_iov = &mut iovs[i];
+            m.msg_hdr.msg_iovlen = 1;
+        }
+        let mut sent = 0;
+        while sent < msgs.len() {
+            let rest = &mut msgs[sent..];
+            // SAFETY: `rest` is a valid array of initialised headers of the given length.
+            let n = unsafe {
+                libc::sendmmsg(socket.as_raw_fd(), rest.as_mut_ptr(), rest.len() as libc::c_uint, libc::MSG_DONTWAIT)
+            };
+            if n > 0 {
+                sent += n as usize;
+            } else if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            } else {
+                // The first unsent datagram failed on its own (bad route, full buffer): skip it.
+                failed += 1;
+                sent += 1;
+            }
+        }
+    }
+    failed
+}
+
+#[cfg(not(target_os = "linux"))]
+fn send_all(socket: &UdpSocket, bytes: &[u8], items: &[(usize, usize, SocketAddr)]) -> usize {
+    items.iter().filter(|&&(off, len, dest)| socket.send_to(&bytes[off..off + len], dest).is_err()).count()
+}
+
+/// Receive buffers for up to `BATCH` datagrams per system call.
+pub struct Inbox {
+    bufs: Vec<Vec<u8>>,
+    lens: Vec<usize>,
+    from: Vec<SocketAddr>,
+    count: usize,
+}
+
+impl Inbox {
+    pub const BATCH: usize = 32;
+
+    pub fn new(max_datagram: usize) -> Self {
+        Inbox {
+            // Zeroed allocations are mapped lazily, so unused capacity costs address space, not memory.
+            bufs: (0..Self::BATCH).map(|_| vec![0u8; max_datagram]).collect(),
+            lens: vec![0; Self::BATCH],
+            from: vec![SocketAddr::from(([0, 0, 0, 0], 0)); Self::BATCH],
+            count: 0,
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], SocketAddr)> {
+        (0..self.count).map(|i| (&self.bufs[i][..self.lens[i]], self.from[i]))
+    }
+
+    /// Reads what is waiting (up to BATCH datagrams) without blocking; WouldBlock when nothing is
+    /// (which also clears tokio's readiness, so the driver sleeps until more arrives).
+    #[cfg(target_os = "linux")]
+    pub fn recv(&mut self, socket: &tokio::net::UdpSocket) -> io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        socket.try_io(tokio::io::Interest::READABLE, || self.recv_raw(socket.as_raw_fd()))
+    }
+
+    #[cfg(target_os = "linux")]
+    fn recv_raw(&mut self, fd: std::os::fd::RawFd) -> io::Result<usize> {
+        use socket2::SockAddr;
+        // SAFETY: zeroed storage/headers are valid; pointers reference `storage`, `iovs`
+        // and `self.bufs`, all alive for the call.
+        let mut storage: Vec<libc::sockaddr_storage> = (0..Self::BATCH).map(|_| unsafe { std::mem::zeroed() }).collect();
+        let mut iovs: Vec<libc::iovec> = self
+            .bufs
+            .iter_mut()
+            .map(|b| libc::iovec { iov_base: b.as_mut_ptr() as *mut libc::c_void, iov_len: b.len() })
+            .collect();
+        let mut msgs: Vec<libc::mmsghdr> = (0..Self::BATCH).map(|_| unsafe { std::mem::zeroed() }).collect();
+        for (i, m) in msgs.iter_mut().enumerate() {
+            m.msg_hdr.msg_name = &mut storage[i] as *mut _ as *mut libc::c_void;
+            m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            m.msg_hdr.msg_iov = &mut iovs[i];
+            m.msg_hdr.msg_iovlen = 1;
+        }
+        // SAFETY: valid fd and header array of BATCH entries.
+        let n = unsafe {
+            libc::recvmmsg(
+                fd,
+                msgs.as_mut_ptr(),
+                Self::BATCH as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            self.count = 0;
+            return Err(io::Error::last_os_error());
+        }
+        let n = n as usize;
+        let mut kept = 0;
+        for i in 0..n {
+            let len = msgs[i].msg_len as usize;
+            // SAFETY: the kernel filled `storage[i]` with `msg_namelen` bytes of address.
+            let addr = unsafe { SockAddr::new(storage[i], msgs[i].msg_hdr.msg_namelen) }.as_socket();
+            // A truncated datagram (larger than our buffer) is not a datagram we can read whole.
+            let truncated = msgs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
+            if let (Some(addr), false) = (addr, truncated) {
+                self.bufs.swap(kept, i);
+                self.lens[kept] = len;
+                self.from[kept] = addr;
+                kept += 1;
+            }
+        }
+        self.count = kept;
+        Ok(n)
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub fn recv(&mut self, socket: &tokio::net::UdpSocket) -> io::Result<usize> {
+        let (len, from) = socket.try_recv_from(&mut self.bufs[0])?;
+        self.lens[0] = len;
+        self.from[0] = from;
+        self.count = 1;
+        Ok(1)
+    }
+}
