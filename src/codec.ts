@@ -391,17 +391,19 @@ export class Decoder {
     return out
   }
 
+  // The length is checked before the depth, in the Rust validator's order, so
+  // both backends count a datagram that is both too deep and short the same way.
   private readArray(n: number, depth: number): unknown[] {
-    if (depth >= MAX_DEPTH) throw new DecodeFailure('tooDeep')
     this.need(n) // every element takes at least one byte
+    if (depth >= MAX_DEPTH) throw new DecodeFailure('tooDeep')
     const out = new Array(n)
     for (let i = 0; i < n; i++) out[i] = this.read(depth + 1)
     return out
   }
 
   private readMap(n: number, depth: number): Record<string, unknown> | Map<unknown, unknown> {
-    if (depth >= MAX_DEPTH) throw new DecodeFailure('tooDeep')
     this.need(2 * n)
+    if (depth >= MAX_DEPTH) throw new DecodeFailure('tooDeep')
     let obj: Record<string, unknown> | null = {}
     let map: Map<unknown, unknown> | null = null
     for (let i = 0; i < n; i++) {

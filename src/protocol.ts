@@ -54,6 +54,13 @@ export interface RPCProtocolOptions {
   /** Socket buffer sizes requested (best effort; stats() reports what the kernel granted). Default 4 MiB. */
   recvBufferSize?: number
   sendBufferSize?: number
+  /**
+   * Native backend only: where datagrams are received. 'loop' (default): on
+   * Node's own event loop, no thread hop. 'thread': on the Rust runtime's
+   * thread, handed over in batches through a threadsafe function.
+   * RPCUDP_NATIVE_IO=loop|thread overrides the default.
+   */
+  nativeIo?: 'loop' | 'thread'
 }
 
 export type Handler = (sender: Address, ...args: any[]) => unknown
@@ -99,6 +106,12 @@ function positive(name: string, v: number | undefined, dflt: number, integer = t
   if (v === undefined) return dflt
   if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v) || (integer && !Number.isInteger(v)))
     throw new RPCArgumentError(`${name} must be a positive ${integer ? 'integer' : 'number'}, got ${String(v)}`)
+  return v
+}
+
+function nativeIo(choice: string | undefined): 'loop' | 'thread' {
+  const v = choice ?? (process.env.RPCUDP_NATIVE_IO || 'loop')
+  if (v !== 'loop' && v !== 'thread') throw new RPCArgumentError(`nativeIo must be 'loop' or 'thread', got ${JSON.stringify(v)}`)
   return v
 }
 
@@ -156,6 +169,7 @@ export class RPCProtocol<Remote extends object = {}> {
       checkSender: options.checkSender ?? true,
       recvBufferSize: positive('recvBufferSize', options.recvBufferSize, 4 << 20),
       sendBufferSize: positive('sendBufferSize', options.sendBufferSize, 4 << 20),
+      nativeIo: nativeIo(options.nativeIo),
     })
     this.call = this.makeCallProxy()
   }

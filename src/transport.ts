@@ -12,6 +12,8 @@ export interface TransportOptions {
   checkSender: boolean
   recvBufferSize: number
   sendBufferSize: number
+  /** Native only: receive on Node's event loop ('loop') or on the Rust runtime thread ('thread'). */
+  nativeIo: 'loop' | 'thread'
 }
 
 export type Address = [host: string, port: number]

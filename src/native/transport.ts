@@ -1,7 +1,7 @@
 import { DecodeFailure, Decoder } from '../codec'
 import { RPCArgumentError, RPCSocketError, closedError } from '../errors'
 import { RateLimitedLog } from '../log'
-import type { Address, Transport, TransportOptions, TransportSink, WireDropReason, WireStats } from '../transport'
+import { WIRE_DROP_REASONS, type Address, type Transport, type TransportOptions, type TransportSink, type WireDropReason, type WireStats } from '../transport'
 import { formatIPv6 } from './ipv6'
 
 /** The addon's surface (crates/rpcudp-node); binding.d.ts has the generated types. */
@@ -13,7 +13,7 @@ interface NativeSocketHandle {
   bind(
     host: string,
     port: number,
-    options: { maxBody: number; maxOutstanding: number; checkSender: boolean; recvBuffer: number; sendBuffer: number },
+    options: { maxBody: number; maxOutstanding: number; checkSender: boolean; recvBuffer: number; sendBuffer: number; io: string },
     onEvents: (batch: Buffer) => void,
   ): { host: string; port: number }
   call(host: string, port: number, body: Buffer, len: number, timeoutMs: number, token: number): void
@@ -73,7 +73,14 @@ export class NativeTransport implements Transport {
       bound = socket.bind(
         host,
         port,
-        { maxBody: o.maxBodySize, maxOutstanding: o.maxOutstanding, checkSender: o.checkSender, recvBuffer: o.recvBufferSize, sendBuffer: o.sendBufferSize },
+        {
+          maxBody: o.maxBodySize,
+          maxOutstanding: o.maxOutstanding,
+          checkSender: o.checkSender,
+          recvBuffer: o.recvBufferSize,
+          sendBuffer: o.sendBufferSize,
+          io: o.nativeIo,
+        },
         (batch) => this.onBatch(batch),
       )
     } catch (err) {
@@ -140,9 +147,9 @@ export class NativeTransport implements Transport {
 
   stats(): WireStats {
     const s = this.socket?.stats()
-    const dropped = { ...(s?.dropped ?? {}) } as Record<WireDropReason, number>
-    for (const [k, v] of Object.entries(this.jsDropped)) dropped[k as WireDropReason] += v!
-    delete (dropped as Record<string, number>).handlersBusy // counted by RPCProtocol
+    // The core also has a handlersBusy reason; in Node, RPCProtocol counts that one.
+    const dropped = {} as Record<WireDropReason, number>
+    for (const r of WIRE_DROP_REASONS) dropped[r] = (s?.dropped[r] ?? 0) + (this.jsDropped[r] ?? 0)
     return {
       requestsSent: s?.requestsSent ?? 0,
       requestsReceived: s?.requestsReceived ?? 0,

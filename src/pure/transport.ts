@@ -187,7 +187,12 @@ export class PureTransport implements Transport {
     dgram[0] = type
     id.copy(dgram, 1, 0, 20)
     body.copy(dgram, HEADER, 0, len)
-    this.socket!.send(dgram, port, host)
+    this.socket!.send(dgram, port, host, this.onSent)
+  }
+
+  // Without a callback node:dgram discards send errors (EACCES, EINVAL, ENOBUFS...) silently.
+  private readonly onSent = (err: Error | null) => {
+    if (err) this.drop('sendFailed', err.message)
   }
 
   private nextId(): Buffer {

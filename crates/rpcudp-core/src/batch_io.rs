@@ -122,6 +122,22 @@ impl Inbox {
         socket.try_io(tokio::io::Interest::READABLE, || self.recv_raw(socket.as_raw_fd()))
     }
 
+    /// The same, on a non-blocking std socket polled by someone else's event loop.
+    #[cfg(target_os = "linux")]
+    pub fn recv_std(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        self.recv_raw(socket.as_raw_fd())
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub fn recv_std(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+        let (len, from) = socket.recv_from(&mut self.bufs[0])?;
+        self.lens[0] = len;
+        self.from[0] = from;
+        self.count = 1;
+        Ok(1)
+    }
+
     #[cfg(target_os = "linux")]
     fn recv_raw(&mut self, fd: std::os::fd::RawFd) -> io::Result<usize> {
         use socket2::SockAddr;

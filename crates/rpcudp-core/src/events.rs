@@ -103,6 +103,17 @@ impl EventBuf {
         std::mem::take(&mut self.bytes)
     }
 
+    /// The log so far, for a consumer that copies it out and then calls `clear`
+    /// (which keeps the allocation, unlike `take`).
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    pub fn clear(&mut self) {
+        self.events = 0;
+        self.bytes.clear();
+    }
+
     /// Decodes a log produced by `take`. Iteration stops early at anything
     /// that is not a whole record.
     pub fn iter(bytes: &[u8]) -> EventIter<'_> {

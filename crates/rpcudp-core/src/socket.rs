@@ -2,6 +2,11 @@
 //! dedicated current-thread runtime shared by every socket in the process, and
 //! hands events to the consumer in batches through an [`EventQueue`].
 //!
+//! A consumer with an event loop of its own (Node's libuv) can instead bind
+//! with [`Socket::bind_external`]: it polls [`Socket::raw_fd`] for
+//! readability and calls [`Socket::receive`] on its own thread, so received
+//! datagrams cost no cross-thread wake-up; the runtime then only keeps time.
+//!
 //! Sends never hop to the runtime: `call`/`reply` frame under the endpoint lock
 //! and send with a non-blocking `sendto` on the caller's thread (for Node, the
 //! JavaScript thread), so a request costs no cross-thread wake-up on the way out.
@@ -178,15 +183,27 @@ fn force_buffers(sock: &RawSocket, opts: &SocketOptions) {
 fn force_buffers(_: &RawSocket, _: &SocketOptions) {}
 
 impl Socket {
-    /// Binds and starts the driver. `waker` is told when events are waiting in [`Socket::events`].
+    /// Binds and starts the driver, which receives on the runtime thread.
+    /// `waker` is told when events are waiting in [`Socket::events`].
     pub fn bind(addr: SocketAddr, opts: SocketOptions, waker: impl Wake) -> Result<Socket, Error> {
+        Self::start(addr, opts, waker, true)
+    }
+
+    /// Binds without receiving on the runtime: the caller polls [`Socket::raw_fd`]
+    /// and calls [`Socket::receive`]. Timeouts still arrive through [`Socket::events`].
+    pub fn bind_external(addr: SocketAddr, opts: SocketOptions, waker: impl Wake) -> Result<Socket, Error> {
+        Self::start(addr, opts, waker, false)
+    }
+
+    fn start(addr: SocketAddr, opts: SocketOptions, waker: impl Wake, drive_io: bool) -> Result<Socket, Error> {
         let rt = runtime()?;
-        let (std_sock, recv_buffer, send_buffer) = open(addr, &opts)?;
-        let sender = std_sock.try_clone()?;
-        let local = std_sock.local_addr()?;
-        let io = {
+        let (sender, recv_buffer, send_buffer) = open(addr, &opts)?;
+        let local = sender.local_addr()?;
+        let io = if drive_io {
             let _guard = rt.enter();
-            UdpSocket::from_std(std_sock)?
+            Some(UdpSocket::from_std(sender.try_clone()?)?)
+        } else {
+            None
         };
         let now = Instant::now();
         let shared = Arc::new(Shared {
@@ -208,6 +225,18 @@ impl Socket {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.shared.local
+    }
+
+    #[cfg(unix)]
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.shared.sender.as_raw_fd()
+    }
+
+    /// For [`Socket::bind_external`]: reads what is waiting (a bounded number of
+    /// batches) and appends the resulting events to `out`. Returns whether any were added.
+    pub fn receive(&self, inbox: &mut Inbox, out: &mut EventBuf) -> bool {
+        receive_burst(&self.shared, out, inbox, |i| i.recv_std(&self.shared.sender))
     }
 
     pub fn events(&self) -> Arc<EventQueue> {
@@ -333,8 +362,7 @@ impl Drop for Socket {
     }
 }
 
-async fn drive(shared: Arc<Shared>, io: UdpSocket) {
-    // One byte more than the largest datagram, so an oversized one shows as truncated.
+async fn drive(shared: Arc<Shared>, io: Option<UdpSocket>) {
     let mut inbox = Inbox::new(MAX_DATAGRAM + 1);
     let mut expired = Vec::new();
     loop {
@@ -350,11 +378,17 @@ async fn drive(shared: Arc<Shared>, io: UdpSocket) {
         tokio::select! {
             biased;
             _ = shared.shutdown.notified() => return,
-            r = io.readable() => {
+            r = readable(&io) => {
                 if r.is_err() {
                     return;
                 }
-                receive_burst(&shared, &io, &mut inbox);
+                let io = io.as_ref().expect("readable only with a socket");
+                let mut events = lock(&shared.events.buf);
+                let got = receive_burst(&shared, &mut events, &mut inbox, |i| i.recv(io));
+                drop(events);
+                if got {
+                    shared.events.notify();
+                }
             }
             _ = sleep => {
                 lock(&shared.endpoint).expire(Instant::now(), &mut expired);
@@ -368,13 +402,26 @@ async fn drive(shared: Arc<Shared>, io: UdpSocket) {
     }
 }
 
-/// Reads until the socket is empty (bounded, so timers still get their turn),
-/// a batch of datagrams per system call, then wakes the consumer once.
-fn receive_burst(shared: &Shared, io: &UdpSocket, inbox: &mut Inbox) {
+async fn readable(io: &Option<UdpSocket>) -> io::Result<()> {
+    match io {
+        Some(io) => io.readable().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Reads until the socket is empty (bounded, so timers and the consumer get
+/// their turn), a batch of datagrams per system call, classifying each with
+/// the endpoint. Returns whether any event was added to `out`.
+fn receive_burst(
+    shared: &Shared,
+    out: &mut EventBuf,
+    inbox: &mut Inbox,
+    mut recv: impl FnMut(&mut Inbox) -> io::Result<usize>,
+) -> bool {
     const ROUNDS: usize = 8;
     let mut delivered = false;
     for _ in 0..ROUNDS {
-        match inbox.recv(io) {
+        match recv(inbox) {
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             // ICMP errors for earlier sends surface here on Linux; the socket is fine.
@@ -382,20 +429,16 @@ fn receive_burst(shared: &Shared, io: &UdpSocket, inbox: &mut Inbox) {
         }
         let now = Instant::now();
         let mut ep = lock(&shared.endpoint);
-        shared.events.push(|ev| {
-            for (datagram, from) in inbox.iter() {
-                let from = SocketAddr::new(from.ip().to_canonical(), from.port());
-                let Some(incoming) = ep.handle_datagram(now, from, datagram) else { continue };
-                match incoming {
-                    Incoming::Request { id, body, .. } => ev.push_request(&id, from, body),
-                    Incoming::Response { token, body } => ev.push_response(token, body),
-                    Incoming::ErrorReply { token, body, .. } => ev.push_error(token, body),
-                }
-                delivered = true;
+        for (datagram, from) in inbox.iter() {
+            let from = SocketAddr::new(from.ip().to_canonical(), from.port());
+            let Some(incoming) = ep.handle_datagram(now, from, datagram) else { continue };
+            match incoming {
+                Incoming::Request { id, body, .. } => out.push_request(&id, from, body),
+                Incoming::Response { token, body } => out.push_response(token, body),
+                Incoming::ErrorReply { token, body, .. } => out.push_error(token, body),
             }
-        });
+            delivered = true;
+        }
     }
-    if delivered {
-        shared.events.notify();
-    }
+    delivered
 }

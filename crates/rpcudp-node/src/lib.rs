@@ -1,7 +1,13 @@
 //! napi-rs binding of rpcudp-core: translation only. Events reach JavaScript
-//! through one weak threadsafe function, a whole batch per call; requests and
-//! replies are sent synchronously on the JavaScript thread.
+//! a whole batch per call: through one weak threadsafe function from the
+//! runtime thread (`io: "thread"`), or straight from libuv's poll on the
+//! JavaScript thread (`io: "loop"`, see uv_poll.rs), where only timeouts come
+//! through the threadsafe function. Requests and replies are queued on the
+//! JavaScript thread and leave with one sendmmsg per `flush()`.
 #![deny(clippy::all)]
+
+#[cfg(unix)]
+mod uv_poll;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -9,6 +15,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use napi::bindgen_prelude::*;
+use napi::JsValue;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 use rpcudp_core::endpoint::Config;
@@ -34,6 +41,8 @@ pub struct BindOptions {
     pub check_sender: bool,
     pub recv_buffer: u32,
     pub send_buffer: u32,
+    /// "loop": receive on Node's event loop; "thread": on the runtime thread.
+    pub io: String,
 }
 
 #[napi(object)]
@@ -60,8 +69,10 @@ pub struct NativeStats {
 
 #[napi]
 pub struct NativeSocket {
-    socket: Option<Socket>,
+    socket: Option<Arc<Socket>>,
     deliver: Option<Arc<Deliver>>,
+    #[cfg(unix)]
+    receiver: Option<uv_poll::LoopReceiver>,
     referenced: bool,
 }
 
@@ -106,7 +117,13 @@ fn camel(snake: &str) -> String {
 impl NativeSocket {
     #[napi(constructor)]
     pub fn new() -> Self {
-        NativeSocket { socket: None, deliver: None, referenced: false }
+        NativeSocket {
+            socket: None,
+            deliver: None,
+            #[cfg(unix)]
+            receiver: None,
+            referenced: false,
+        }
     }
 
     /// Binds and starts receiving; `onEvents(batch)` gets every batch of events (format in docs/DESIGN.md).
@@ -122,6 +139,7 @@ impl NativeSocket {
         if self.socket.is_some() {
             return Err(Error::new(Status::GenericFailure, "ERR_IO: already bound"));
         }
+        let on_events_raw = on_events.value().value;
         let queue: Arc<OnceLock<Arc<EventQueue>>> = Arc::new(OnceLock::new());
         let source = queue.clone();
         let deliver: Deliver = on_events
@@ -140,8 +158,23 @@ impl NativeSocket {
             recv_buffer: options.recv_buffer as usize,
             send_buffer: options.send_buffer as usize,
         };
-        let socket = Socket::bind(addr(&host, port)?, opts, JsWaker(deliver.clone())).map_err(to_napi)?;
+        let address = addr(&host, port)?;
+        let waker = JsWaker(deliver.clone());
+        let on_loop = match options.io.as_str() {
+            "loop" => cfg!(unix),
+            "thread" => false,
+            other => return Err(Error::new(Status::InvalidArg, format!("io must be \"loop\" or \"thread\", got {other:?}"))),
+        };
+        let socket = Arc::new(
+            if on_loop { Socket::bind_external(address, opts, waker) } else { Socket::bind(address, opts, waker) }
+                .map_err(to_napi)?,
+        );
         let _ = queue.set(socket.events());
+        #[cfg(unix)]
+        if on_loop {
+            // SAFETY: on the JavaScript thread, with a function value of this env.
+            self.receiver = Some(unsafe { uv_poll::LoopReceiver::start(env.raw(), on_events_raw, socket.clone())? });
+        }
         let local = socket.local_addr();
         self.socket = Some(socket);
         self.deliver = Some(deliver);
@@ -150,7 +183,7 @@ impl NativeSocket {
     }
 
     fn socket(&self) -> Result<&Socket> {
-        self.socket.as_ref().ok_or_else(|| Error::new(Status::GenericFailure, "ERR_CLOSED: not bound"))
+        self.socket.as_deref().ok_or_else(|| Error::new(Status::GenericFailure, "ERR_CLOSED: not bound"))
     }
 
     /// Queues a call; it leaves with the next `flush()` (one sendmmsg for everything queued).
@@ -211,6 +244,14 @@ impl NativeSocket {
         if self.referenced == on {
             return Ok(());
         }
+        self.referenced = on;
+        // On the loop, the poll handle is what keeps the process alive; the
+        // threadsafe function (timeouts only) stays weak.
+        #[cfg(unix)]
+        if let Some(receiver) = &self.receiver {
+            receiver.set_referenced(on);
+            return Ok(());
+        }
         // The function is shared with the driver's waker, so napi-rs's `&mut` refer/unref
         // cannot be used; these calls only touch the loop's refcount and are safe on the JS thread.
         let status = unsafe {
@@ -223,7 +264,6 @@ impl NativeSocket {
         if status != napi::sys::Status::napi_ok {
             return Err(Error::new(Status::GenericFailure, format!("ERR_IO: (un)ref failed with status {status}")));
         }
-        self.referenced = on;
         Ok(())
     }
 
@@ -231,11 +271,28 @@ impl NativeSocket {
     #[napi]
     pub fn close(&mut self, env: Env) -> Result<()> {
         self.set_referenced(&env, false)?;
+        #[cfg(unix)]
+        if let Some(receiver) = self.receiver.take() {
+            receiver.close();
+        }
         if let Some(socket) = self.socket.take() {
             socket.flush();
             socket.close();
         }
         self.deliver = None;
         Ok(())
+    }
+}
+
+impl Drop for NativeSocket {
+    /// Collected without close(): stop polling so libuv never calls into freed state.
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if let Some(receiver) = self.receiver.take() {
+            receiver.close();
+        }
+        if let Some(socket) = self.socket.take() {
+            socket.close();
+        }
     }
 }
