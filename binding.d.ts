@@ -32,6 +32,8 @@ export interface BindOptions {
   checkSender: boolean
   recvBuffer: number
   sendBuffer: number
+  /** "loop": receive on Node's event loop; "thread": on the runtime thread. */
+  io: string
 }
 
 export interface BoundAddress {

@@ -12,7 +12,7 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const readline = require('node:readline')
-const { udpSnmp } = require('./lib/stats.cjs')
+const { udpSnmp, machineCpu, socketDrops } = require('./lib/stats.cjs')
 const { renderChart } = require('./lib/chart.cjs')
 
 const ROOT = path.resolve(__dirname, '..')
@@ -27,10 +27,13 @@ const NODE_ARGS = ['--import', 'tsx']
 
 const HELP = `usage: node bench/run.cjs [options]        (npm run bench -- [options])
 
-  --quick              smoke run: ~1 s per level, short warm-ups, 10 000 outstanding calls
-                       for memory; writes bench/out/ only unless --write is given
-  --duration=MS        measured window per level (default 3000; quick 1000)      env BENCH_DURATION_MS
-  --warmup=MS          warm-up before each level (default 500; quick 200)        env BENCH_WARMUP_MS
+  --quick              smoke run: one round of ~1 s per level, short warm-ups, 10 000
+                       outstanding calls for memory; writes bench/out/ only unless --write
+  --rounds=N           rounds (default 3; quick 1): each round measures every level of
+                       every system once, interleaved, and the report takes the median
+                       per system and level, so a burst of foreign load hits one round
+  --duration=MS        measured window per level per round (default 1000)      env BENCH_DURATION_MS
+  --warmup=MS          warm-up before each window (default 300; quick 200)     env BENCH_WARMUP_MS
   --levels=1,64,...    calls kept in flight (default 1,64,256,1024)             env BENCH_LEVELS
   --systems=a,b,...    subset of: ${'native,pure,native-pure,dgram,krpc,dht,python,rust'}   env BENCH_SYSTEMS
   --timeout=MS         per-call timeout of the throughput runs (default 1000)
@@ -60,8 +63,9 @@ function parseArgs(argv) {
   const list = (v, d) => (v === undefined || v === true ? d : String(v).split(',').map((s) => s.trim()).filter(Boolean))
   const cfg = {
     quick,
-    durationMs: num(flags.duration ?? env.BENCH_DURATION_MS, quick ? 1000 : 3000),
-    warmupMs: num(flags.warmup ?? env.BENCH_WARMUP_MS, quick ? 200 : 500),
+    rounds: num(flags.rounds ?? env.BENCH_ROUNDS, quick ? 1 : 3),
+    durationMs: num(flags.duration ?? env.BENCH_DURATION_MS, 1000),
+    warmupMs: num(flags.warmup ?? env.BENCH_WARMUP_MS, quick ? 200 : 300),
     systemWarmupMs: quick ? 300 : 1000,
     levels: list(flags.levels ?? env.BENCH_LEVELS, ['1', '64', '256', '1024']).map(Number),
     systems: list(flags.systems ?? env.BENCH_SYSTEMS, null),
@@ -293,15 +297,20 @@ async function serverCpu(server) {
 }
 
 async function runLevel(sys, server, client, cfg, inflight, warmupMs, durationMs) {
+  const pids = [server.proc.pid, client.proc.pid]
   const snmp0 = udpSnmp()
+  const drops0 = socketDrops(pids)
   client.send({ cmd: 'run', inflight, warmupMs, durationMs, timeoutMs: cfg.timeoutMs })
   const slack = 30000 + cfg.timeoutMs * 2
   await client.next('start', warmupMs + slack)
   const s0 = await serverCpu(server)
+  const m0 = machineCpu()
   await client.next('end', durationMs + slack)
+  const m1 = machineCpu()
   const s1 = await serverCpu(server)
   const r = await client.next('result', slack)
   const snmp1 = udpSnmp()
+  const drops1 = socketDrops(pids)
   const calls = r.calls
   return {
     system: sys.key,
@@ -315,32 +324,50 @@ async function runLevel(sys, server, client, cfg, inflight, warmupMs, durationMs
     serverCpu: calls ? (s1 - s0) / calls : null,
     timeouts: r.timeouts,
     errors: r.errors,
-    rcvbufDrops: snmp0 && snmp1 ? snmp1.RcvbufErrors - snmp0.RcvbufErrors : null,
+    // on the two processes' own sockets; the namespace-wide counter also sees every other process
+    rcvbufDrops: drops0 !== null && drops1 !== null ? drops1 - drops0 : null,
+    namespaceRcvbufErrors: snmp0 && snmp1 ? snmp1.RcvbufErrors - snmp0.RcvbufErrors : null,
+    // CPU the rest of the machine used in the window, in % of all cores: the noise indicator
+    otherCpu: m0 && m1 ? Math.max(0, ((m1.busyUs - m0.busyUs - r.cpuUs - (s1 - s0)) / ((m1.totalUs - m0.totalUs) || 1)) * 100) : null,
   }
 }
 
-async function runSystem(sys, cfg, log) {
-  let server = null
-  let client = null
-  const rows = []
+/** Starts a system's server and client and runs one discarded warm-up window (JIT, caches). */
+async function startSystem(sys, cfg) {
+  const pair = { sys, server: null, client: null }
   try {
-    server = startSide(sys.server, 'server', sys, cfg)
-    const { port } = await server.next('ready', 30000)
-    client = startSide(sys.client, 'client', sys, cfg, port)
-    await client.next('ready', 30000)
-    // a discarded run first, so the first level is not the one paying for JIT and caches
-    await runLevel(sys, server, client, cfg, Math.min(64, Math.max(...cfg.levels)), cfg.warmupMs, cfg.systemWarmupMs)
-    for (const inflight of cfg.levels) {
-      const row = await runLevel(sys, server, client, cfg, inflight, cfg.warmupMs, cfg.durationMs)
-      rows.push(row)
-      log(row)
-    }
-    return { rows }
+    pair.server = startSide(sys.server, 'server', sys, cfg)
+    const { port } = await pair.server.next('ready', 30000)
+    pair.client = startSide(sys.client, 'client', sys, cfg, port)
+    await pair.client.next('ready', 30000)
+    await runLevel(sys, pair.server, pair.client, cfg, Math.min(64, Math.max(...cfg.levels)), cfg.warmupMs, cfg.systemWarmupMs)
+    return pair
   } catch (err) {
-    return { rows, error: err.message }
-  } finally {
-    await Promise.all([client?.stop(), server?.stop()])
+    await stopSystem(pair)
+    throw err
   }
+}
+
+async function stopSystem(pair) {
+  await Promise.all([pair.client?.stop(), pair.server?.stop()])
+}
+
+function median(values) {
+  const v = values.filter((x) => x !== null && Number.isFinite(x)).sort((a, b) => a - b)
+  if (v.length === 0) return null
+  return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2
+}
+
+/** One row per system and level from its rounds: medians, except counts (summed) and the spread of calls/s. */
+function aggregate(runs) {
+  const rates = runs.map((r) => r.callsPerSec)
+  const m = median(rates)
+  const row = { ...runs[0], rounds: runs.length }
+  for (const k of ['callsPerSec', 'p50', 'p99', 'max', 'clientCpu', 'serverCpu', 'otherCpu']) row[k] = median(runs.map((r) => r[k]))
+  for (const k of ['calls', 'timeouts', 'errors', 'rcvbufDrops', 'namespaceRcvbufErrors']) row[k] = runs.reduce((a, r) => (a === null || r[k] === null ? null : a + r[k]), 0)
+  row.spread = runs.length > 1 && m ? (Math.max(...rates) - Math.min(...rates)) / m : null
+  row.perRound = runs.map((r) => ({ callsPerSec: r.callsPerSec, p50: r.p50, p99: r.p99, otherCpu: r.otherCpu }))
+  return row
 }
 
 // ---------------------------------------------------------------- memory and timers
@@ -374,7 +401,7 @@ async function measureMemory(backends, cfg, blackhole) {
     try {
       out[backend] = await runMemTimer('memory', backend, cfg, blackhole.port)
       const p = out[backend].perCall
-      console.log(`memory ${backend}: ${fmt(p.rss, 0)} B RSS, ${fmt(p.heapUsed, 0)} B JS heap, ${fmt(p.external, 0)} B external per outstanding call`)
+      console.log(`memory ${backend}: ${fmt(liveBytes(p), 0)} B live, ${fmt(p.rss, 0)} B RSS, ${fmt(p.heapUsed, 0)} B JS heap, ${fmt(p.heapTotal, 0)} B heap committed, ${fmt(p.external, 0)} B external per outstanding call`)
     } catch (err) {
       out[backend] = { error: err.message }
       console.log(`memory ${backend}: FAILED ${err.message}`)
@@ -439,10 +466,19 @@ function ratios(rows, memory, cfg) {
   add(`pure↔pure / node:dgram floor at ${at}`, v, '≥ 0.8', v === null ? null : v >= 0.8)
   for (const b of ['native', 'pure']) {
     const m = memory?.[b]
-    v = m && m.perCall ? Math.max(m.perCall.rss, m.perCall.heapUsed + m.perCall.external) : null
-    add(`bytes per outstanding call, ${b} (${fmt(cfg.outstanding, 0)} outstanding)`, v, '≤ 300', v === null ? null : v <= 300, m?.perCall ? `RSS ${fmt(m.perCall.rss, 0)}, JS heap ${fmt(m.perCall.heapUsed, 0)}, external ${fmt(m.perCall.external, 0)}` : '')
+    v = m && m.perCall ? liveBytes(m.perCall) : null
+    add(`bytes per outstanding call, ${b} (${fmt(cfg.outstanding, 0)} outstanding)`, v, '≤ 300', v === null ? null : v <= 300, m?.perCall ? `live bytes; RSS ${fmt(m.perCall.rss, 0)}, JS heap ${fmt(m.perCall.heapUsed, 0)}, external ${fmt(m.perCall.external, 0)}; a bare Map entry + promise: ${memory.floor?.perCall ? fmt(liveBytes(memory.floor.perCall), 0) : '–'}` : '')
   }
   return out
+}
+
+/**
+ * Bytes an outstanding call keeps alive: JS heap objects, external buffers, and
+ * resident memory outside the V8 heap (the Rust table for native). V8's own
+ * slack (committed but unused heap) is left out: it is GC policy, not per call.
+ */
+function liveBytes(p) {
+  return p.heapUsed + p.external + Math.max(0, p.rss - p.heapTotal - p.external)
 }
 
 function ratioValue(r) {
@@ -463,30 +499,33 @@ function markdown(env, cfg, results, memory, timers, rs) {
   )
   L.push('')
   L.push(
-    `Echo of a 32-byte buffer over loopback, server and client in separate processes sharing the machine. Per level: ${cfg.warmupMs} ms warm-up, ${cfg.durationMs} ms measured${cfg.quick ? ' (quick mode)' : ''}; per-call timeout ${cfg.timeoutMs} ms. ` +
-      'CPU is process.cpuUsage / getrusage of each process over the measured window, divided by the calls completed in it. ' +
-      'Drops are the change of Udp RcvbufErrors in /proc/net/snmp over the whole level (the network namespace, so other processes count too).',
+    `Echo of a 32-byte buffer over loopback, server and client in separate processes sharing the machine. ` +
+      `${cfg.rounds} round${cfg.rounds > 1 ? 's' : ''}${cfg.quick ? ' (quick mode)' : ''}; in each, every system is measured at every level in turn: ${cfg.warmupMs} ms warm-up, then a ${cfg.durationMs} ms window. ` +
+      `Values are medians over the rounds; *spread* is (max − min) / median of calls/s across them; timeouts and drops are summed. Per-call timeout ${cfg.timeoutMs} ms. ` +
+      'CPU is process.cpuUsage / getrusage of each process over the window, divided by the calls completed in it. ' +
+      "Drops are datagrams the kernel dropped on the two processes' own sockets (the drops column of /proc/net/udp, receive buffer full) over the whole level, warm-up and drain included; the namespace-wide Udp RcvbufErrors of /proc/net/snmp, which other processes move too, is in bench/out/latest.json. " +
+      '*Other CPU* is the busy time of the whole machine (/proc/stat) not used by the two processes, in % of all cores: high values mark a noisy window.',
   )
   L.push('')
-  L.push('| system | in flight | calls/s | p50 µs | p99 µs | client CPU µs/call | server CPU µs/call | timeouts | rcvbuf drops |')
-  L.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|')
+  L.push('| system | in flight | calls/s | spread | p50 µs | p99 µs | client CPU µs/call | server CPU µs/call | timeouts | rcvbuf drops | other CPU |')
+  L.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
   for (const res of results) {
     const sys = SYSTEMS.find((s) => s.key === res.key)
     for (const r of res.rows)
-      L.push(`| ${sys.label} | ${r.inflight} | ${fmt(r.callsPerSec, 0)} | ${fmt(r.p50, 0)} | ${fmt(r.p99, 0)} | ${fmt(r.clientCpu)} | ${fmt(r.serverCpu)} | ${r.timeouts}${r.errors ? ` (+${r.errors} errors)` : ''} | ${r.rcvbufDrops ?? '–'} |`)
-    if (res.error || res.skipped) L.push(`| ${sys.label} | – | ${res.skipped ? 'skipped' : 'failed'}: ${oneLine(res.skipped || res.error)} | | | | | | |`)
+      L.push(`| ${sys.label} | ${r.inflight} | ${fmt(r.callsPerSec, 0)} | ${r.spread === null ? '–' : fmt(r.spread * 100, 0) + '%'} | ${fmt(r.p50, 0)} | ${fmt(r.p99, 0)} | ${fmt(r.clientCpu)} | ${fmt(r.serverCpu)} | ${r.timeouts}${r.errors ? ` (+${r.errors} errors)` : ''} | ${r.rcvbufDrops ?? '–'} | ${fmt(r.otherCpu, 0)}% |`)
+    if (res.error || res.skipped) L.push(`| ${sys.label} | – | ${res.skipped ? 'skipped' : 'failed'}: ${oneLine(res.skipped || res.error)} | | | | | | | | |`)
   }
   L.push('')
   L.push('![calls/s against calls in flight](chart.svg)')
   L.push('')
   if (memory) {
-    L.push(`**Memory** — ${fmt(cfg.outstanding, 0)} calls outstanding to a socket that never answers (waitTimeout 3600 s), fresh process with --expose-gc, after a warm-up and forced GCs; change per call:`)
+    L.push(`**Memory** — ${fmt(cfg.outstanding, 0)} calls outstanding to a socket that never answers (waitTimeout 3600 s), fresh process with --expose-gc, after a warm-up and forced GCs; change per call. *Live* = JS heap used + external + max(0, RSS − heap committed − external): what the calls keep alive, the Rust table included, without V8's committed-but-unused heap (RSS shows that cost too):`)
     L.push('')
-    L.push('| backend | RSS B/call | JS heap used B/call | heap committed B/call | external B/call | outstanding seen by stats() |')
-    L.push('|---|---:|---:|---:|---:|---:|')
+    L.push('| backend | live B/call | RSS B/call | JS heap used B/call | heap committed B/call | external B/call | outstanding seen by stats() |')
+    L.push('|---|---:|---:|---:|---:|---:|---:|')
     for (const [b, m] of Object.entries(memory)) {
-      if (m.error) L.push(`| ${b} | failed: ${oneLine(m.error)} | | | | |`)
-      else L.push(`| ${b} | ${fmt(m.perCall.rss, 0)} | ${fmt(m.perCall.heapUsed, 0)} | ${fmt(m.perCall.heapTotal, 0)} | ${fmt(m.perCall.external, 0)} | ${fmt(m.reportedOutstanding, 0)} |`)
+      if (m.error) L.push(`| ${b} | failed: ${oneLine(m.error)} | | | | | |`)
+      else L.push(`| ${b === 'floor' ? 'reference: Map entry + promise per call, no socket' : b} | ${fmt(liveBytes(m.perCall), 0)} | ${fmt(m.perCall.rss, 0)} | ${fmt(m.perCall.heapUsed, 0)} | ${fmt(m.perCall.heapTotal, 0)} | ${fmt(m.perCall.external, 0)} | ${fmt(m.reportedOutstanding, 0)} |`)
     }
     L.push('')
   }
@@ -546,21 +585,52 @@ async function main() {
   console.log(`# levels ${cfg.levels.join(', ')}; warm-up ${cfg.warmupMs} ms, measured ${cfg.durationMs} ms per level; timeout ${cfg.timeoutMs} ms`)
 
   const results = []
-  const log = (r) =>
+  const log = (r, round) =>
     console.log(
-      `${r.system.padEnd(12)} ${String(r.inflight).padStart(5)} in flight: ${fmt(r.callsPerSec, 0).padStart(9)} calls/s  p50 ${fmt(r.p50, 0).padStart(7)} µs  p99 ${fmt(r.p99, 0).padStart(7)} µs  ` +
-        `cpu client ${fmt(r.clientCpu).padStart(6)} server ${fmt(r.serverCpu).padStart(6)} µs/call  timeouts ${r.timeouts}${r.errors ? ` errors ${r.errors}` : ''}  drops ${r.rcvbufDrops}`,
+      `${r.system.padEnd(12)} ${String(r.inflight).padStart(5)} in flight${round === undefined ? '' : ` r${round + 1}`}: ${fmt(r.callsPerSec, 0).padStart(9)} calls/s  p50 ${fmt(r.p50, 0).padStart(7)} µs  p99 ${fmt(r.p99, 0).padStart(7)} µs  ` +
+        `cpu client ${fmt(r.clientCpu).padStart(6)} server ${fmt(r.serverCpu).padStart(6)} µs/call  timeouts ${r.timeouts}${r.errors ? ` errors ${r.errors}` : ''}  drops ${r.rcvbufDrops}  other ${fmt(r.otherCpu, 0)}%`,
     )
+  // Every system's pair stays up for the whole run (idle when not measured), so
+  // rounds can interleave: round r measures level l of every system back to back.
+  const pairs = []
   for (const sys of SYSTEMS) {
     if (cfg.systems && !cfg.systems.includes(sys.key)) continue
+    const res = { key: sys.key, rows: [], runs: {} }
+    results.push(res)
     if (sys.needs && unavailable[sys.needs]) {
       console.log(`${sys.key.padEnd(12)} skipped: ${unavailable[sys.needs]}`)
-      results.push({ key: sys.key, rows: [], skipped: unavailable[sys.needs] })
+      res.skipped = unavailable[sys.needs]
       continue
     }
-    const res = await runSystem(sys, cfg, log)
-    if (res.error) console.log(`${sys.key.padEnd(12)} FAILED: ${res.error}`)
-    results.push({ key: sys.key, ...res })
+    try {
+      pairs.push({ res, pair: await startSystem(sys, cfg) })
+    } catch (err) {
+      console.log(`${sys.key.padEnd(12)} FAILED to start: ${err.message}`)
+      res.error = err.message
+    }
+  }
+  try {
+    for (let round = 0; round < cfg.rounds; round++)
+      for (const inflight of cfg.levels)
+        for (const { res, pair } of pairs) {
+          if (res.error) continue
+          try {
+            const r = await runLevel(pair.sys, pair.server, pair.client, cfg, inflight, cfg.warmupMs, cfg.durationMs)
+            ;(res.runs[inflight] ??= []).push(r)
+            log(r, cfg.rounds > 1 ? round : undefined)
+          } catch (err) {
+            console.log(`${res.key.padEnd(12)} FAILED: ${err.message}`)
+            res.error = err.message
+            await stopSystem(pair)
+          }
+        }
+  } finally {
+    await Promise.all(pairs.map(({ pair }) => stopSystem(pair)))
+  }
+  for (const res of results) res.rows = cfg.levels.filter((l) => res.runs[l]).map((l) => aggregate(res.runs[l]))
+  if (cfg.rounds > 1) {
+    console.log(`\nmedians of ${cfg.rounds} rounds:`)
+    for (const res of results) for (const r of res.rows) log(r)
   }
   const rows = results.flatMap((r) => r.rows)
 
@@ -571,7 +641,7 @@ async function main() {
     let blackhole = null
     try {
       blackhole = await startBlackhole()
-      if (cfg.memory) memory = await measureMemory(backends, cfg, blackhole)
+      if (cfg.memory) memory = await measureMemory([...backends, 'floor'], cfg, blackhole)
       if (cfg.timers) timers = await measureTimers(backends, cfg, blackhole)
     } catch (err) {
       console.log(`memory/timers: FAILED ${err.message}`)

@@ -26,7 +26,8 @@ export class DecodeFailure extends Error {
 const TWO32 = 2 ** 32
 const INT64_MIN = -(2n ** 63n)
 const UINT64_END = 2n ** 64n
-const utf8Fatal = new TextDecoder('utf-8', { fatal: true })
+// ignoreBOM: a leading U+FEFF is part of the string, not a byte-order mark to strip
+const utf8Fatal = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
 function describe(value: unknown): string {
   if (value === null || typeof value !== 'object') return typeof value

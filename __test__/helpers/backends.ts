@@ -37,5 +37,5 @@ export async function pair<S extends RPCProtocol<any>>(
 ) {
   const server = await listening(t, makeServer, { ...options, backend })
   const client = await listening(t, (o) => new RPCProtocol<any>(o), { ...options, backend: clientBackend })
-  return { server: server.proto, address: server.address, client: client.proto }
+  return { server: server.proto, address: server.address, client: client.proto, clientAddress: client.address }
 }

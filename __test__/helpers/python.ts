@@ -133,6 +133,17 @@ export class PythonPeer {
   logs(): Promise<string[]> {
     return this.command('logs')
   }
+
+  /** Collects log lines until `done(lines)` holds or `ms` pass (Python may log a moment after the TypeScript side is done). */
+  async logsUntil(done: (lines: string[]) => boolean, ms = 5000): Promise<string[]> {
+    const lines: string[] = []
+    const end = Date.now() + ms
+    for (;;) {
+      lines.push(...(await this.logs()))
+      if (done(lines) || Date.now() > end) return lines
+      await new Promise((resolve) => setTimeout(resolve, 25))
+    }
+  }
 }
 
 /** What one Python call produced: `raised` when the call proxy refused to send; otherwise whether an answer came. */

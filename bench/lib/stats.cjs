@@ -24,3 +24,64 @@ function udpSnmp() {
 }
 
 module.exports = { percentiles, udpSnmp }
+
+/** Busy and total CPU time of the whole machine so far, µs (from /proc/stat, USER_HZ ticks). */
+function machineCpu() {
+  try {
+    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1, 9).map(Number)
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = f
+    const tick = 1e6 / 100 // USER_HZ is 100 on Linux
+    return { busyUs: (user + nice + system + irq + softirq + steal) * tick, totalUs: (user + nice + system + idle + iowait + irq + softirq + steal) * tick }
+  } catch {
+    return null
+  }
+}
+
+module.exports.machineCpu = machineCpu
+
+/** Inodes of the sockets a process holds open. */
+function socketInodes(pid) {
+  const out = new Set()
+  let fds = []
+  try {
+    fds = fs.readdirSync(`/proc/${pid}/fd`)
+  } catch {
+    return out
+  }
+  for (const fd of fds) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`))
+      if (m) out.add(m[1])
+    } catch {}
+  }
+  return out
+}
+
+/**
+ * Datagrams the kernel dropped on these processes' UDP sockets so far (the
+ * `drops` column of /proc/net/udp{,6}: receive buffer full, mostly). Unlike the
+ * namespace-wide RcvbufErrors it counts only the system under test. null when unreadable.
+ */
+function socketDrops(pids) {
+  const inodes = new Set()
+  for (const pid of pids) for (const i of socketInodes(pid)) inodes.add(i)
+  let total = 0
+  let found = 0
+  for (const file of ['/proc/net/udp', '/proc/net/udp6']) {
+    let lines = []
+    try {
+      lines = fs.readFileSync(file, 'utf8').split('\n').slice(1)
+    } catch {
+      continue
+    }
+    for (const line of lines) {
+      const f = line.trim().split(/\s+/)
+      if (f.length < 13 || !inodes.has(f[9])) continue
+      total += Number(f[12])
+      found++
+    }
+  }
+  return found ? total : null
+}
+
+module.exports.socketDrops = socketDrops

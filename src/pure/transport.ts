@@ -1,6 +1,6 @@
 import { randomFillSync } from 'node:crypto'
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram'
-import { isIPv6 } from 'node:net'
+import { isIP, isIPv6 } from 'node:net'
 import { DecodeFailure, Decoder, Encoder } from '../codec'
 import { RPCArgumentError, RPCSocketError } from '../errors'
 import { RateLimitedLog } from '../log'
@@ -131,12 +131,11 @@ export class PureTransport implements Transport {
   }
 
   replyError(id: Buffer, host: string, port: number, code: string, message: string): void {
-    let len: number
-    try {
-      len = this.errorEncoder.encode([code, message])
-    } catch {
-      len = this.errorEncoder.encode([code, '']) // a maxBodySize too small for the message
-    }
+    // Cut exactly as the Rust core's frame_error does, so both backends send the same bytes.
+    const budget = this.options.maxBodySize - 1 // the array header
+    const c = fitUtf8(code, budget - 1)
+    const m = fitUtf8(message, budget - strHeaderLen(Buffer.byteLength(c)) - Buffer.byteLength(c))
+    const len = this.errorEncoder.encode([c, m])
     this.counters.errorsSent++
     this.send(ERROR, id, this.errorEncoder.bytes, len, port, this.target(host))
   }
@@ -176,8 +175,11 @@ export class PureTransport implements Transport {
 
   /** The address to send to: an IPv4 peer is reached from a dual-stack IPv6 socket through its mapped form. */
   private target(host: string): string {
-    if (this.v6) return isIPv6(host) ? host : '::ffff:' + host
-    if (isIPv6(host)) throw new RPCArgumentError(`cannot reach IPv6 peer ${host} from a socket bound to IPv4`)
+    // IP literals only, as on the native backend: a DNS lookup per call has no place on a DHT's hot path.
+    const family = isIP(host)
+    if (family === 0) throw new RPCArgumentError(`host must be an IP address literal, got ${JSON.stringify(host)}`)
+    if (this.v6) return family === 6 ? host : '::ffff:' + host
+    if (family === 6) throw new RPCArgumentError(`cannot reach IPv6 peer ${host} from a socket bound to IPv4`)
     return host
   }
 
@@ -263,4 +265,17 @@ export class PureTransport implements Transport {
       this.sink!.onErrorReply(entry.token, code, message)
     }
   }
+}
+
+function strHeaderLen(n: number): number {
+  return n < 32 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5
+}
+
+/** The longest prefix of `s`, cut on a character boundary, whose msgpack str form fits in `budget` bytes. */
+function fitUtf8(s: string, budget: number): string {
+  const bytes = Buffer.from(s)
+  let len = Math.min(bytes.length, Math.max(0, budget - 1))
+  while (len > 0 && strHeaderLen(len) + len > budget) len--
+  while (len > 0 && len < bytes.length && (bytes[len] & 0xc0) === 0x80) len--
+  return bytes.toString('utf8', 0, len)
 }

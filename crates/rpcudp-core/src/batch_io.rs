@@ -32,12 +32,16 @@ impl Outbox {
         self.items.is_empty()
     }
 
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.items.clear();
+    }
+
     /// Sends everything queued; returns how many datagrams the kernel refused
     /// (full send buffer, unreachable route), which the caller counts.
     pub fn flush(&mut self, socket: &UdpSocket) -> usize {
         let failed = send_all(socket, &self.bytes, &self.items);
-        self.bytes.clear();
-        self.items.clear();
+        self.clear();
         failed
     }
 }

@@ -16,7 +16,7 @@
 use std::io;
 use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket as RawSocket, Type};
@@ -94,8 +94,11 @@ impl EventQueue {
 struct Shared {
     endpoint: Mutex<Endpoint>,
     events: Arc<EventQueue>,
-    /// A std handle on the same socket, for non-blocking sends from any thread.
-    sender: StdUdpSocket,
+    /// The socket itself, for non-blocking sends from any thread (and receives,
+    /// when bound external). `close()` takes it, so the port is free at once.
+    sender: RwLock<Option<StdUdpSocket>>,
+    /// Set by the driver once it has dropped its own handle on the socket.
+    driver_done: (Mutex<bool>, Condvar),
     local: SocketAddr,
     /// Deadline the driver is sleeping towards, in ns since `epoch`; u64::MAX when none.
     armed: AtomicU64,
@@ -115,6 +118,10 @@ pub struct Socket {
 
 /// Past this many queued datagrams a queue_* call flushes by itself, so the outbox stays small.
 const OUTBOX_LIMIT: usize = 256;
+
+fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|e| e.into_inner())
+}
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock cannot leave these structures half-updated
@@ -209,7 +216,8 @@ impl Socket {
         let shared = Arc::new(Shared {
             endpoint: Mutex::new(Endpoint::new(opts.endpoint.clone(), now)),
             events: Arc::new(EventQueue::new(Box::new(waker))),
-            sender,
+            sender: RwLock::new(Some(sender)),
+            driver_done: (Mutex::new(io.is_none()), Condvar::new()),
             local,
             armed: AtomicU64::new(u64::MAX),
             epoch: now,
@@ -227,16 +235,19 @@ impl Socket {
         self.shared.local
     }
 
+    /// The socket's descriptor, to poll for readability; -1 once closed.
     #[cfg(unix)]
     pub fn raw_fd(&self) -> std::os::fd::RawFd {
         use std::os::fd::AsRawFd;
-        self.shared.sender.as_raw_fd()
+        read(&self.shared.sender).as_ref().map_or(-1, |s| s.as_raw_fd())
     }
 
     /// For [`Socket::bind_external`]: reads what is waiting (a bounded number of
     /// batches) and appends the resulting events to `out`. Returns whether any were added.
     pub fn receive(&self, inbox: &mut Inbox, out: &mut EventBuf) -> bool {
-        receive_burst(&self.shared, out, inbox, |i| i.recv_std(&self.shared.sender))
+        let socket = read(&self.shared.sender);
+        let Some(socket) = socket.as_ref() else { return false };
+        receive_burst(&self.shared, out, inbox, |i| i.recv_std(socket))
     }
 
     pub fn events(&self) -> Arc<EventQueue> {
@@ -311,7 +322,14 @@ impl Socket {
 
     fn send_queued(&self, outbox: &mut Outbox) {
         // UDP may drop anyway; a full send buffer or an unreachable route is counted, never raised.
-        let failed = outbox.flush(&self.shared.sender);
+        let failed = match read(&self.shared.sender).as_ref() {
+            Some(socket) => outbox.flush(socket),
+            None => {
+                let n = outbox.len();
+                outbox.clear();
+                n
+            }
+        };
         if failed > 0 {
             let mut ep = lock(&self.shared.endpoint);
             (0..failed).for_each(|_| ep.count_drop(DropReason::SendFailed));
@@ -328,12 +346,18 @@ impl Socket {
         }
     }
 
-    /// Stops the driver and forgets every outstanding call, returning their tokens.
+    /// Stops the driver, closes the socket (the port is free when this returns)
+    /// and forgets every outstanding call, returning their tokens.
     pub fn close(&self) -> Vec<Token> {
         let mut tokens = Vec::new();
         if !self.shared.closed.swap(true, Ordering::SeqCst) {
             lock(&self.shared.endpoint).cancel_all(&mut tokens);
             self.shared.shutdown.notify_one();
+            drop(self.shared.sender.write().unwrap_or_else(|e| e.into_inner()).take());
+            // The driver holds a second handle on the socket; wait (briefly) until it has let go.
+            let (done, cv) = &self.shared.driver_done;
+            let guard = lock(done);
+            let _ = cv.wait_timeout_while(guard, Duration::from_secs(2), |done| !*done);
         }
         tokens
     }
@@ -377,7 +401,13 @@ async fn drive(shared: Arc<Shared>, io: Option<UdpSocket>) {
         };
         tokio::select! {
             biased;
-            _ = shared.shutdown.notified() => return,
+            _ = shared.shutdown.notified() => {
+                drop(io);
+                let (done, cv) = &shared.driver_done;
+                *lock(done) = true;
+                cv.notify_all();
+                return;
+            }
             r = readable(&io) => {
                 if r.is_err() {
                     return;

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The test command (README and CI): every suite, then one line summing them all:
+# "N passed, N failed". Exits non-zero if anything failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+passed=0
+failed=0
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+# ava's closing lines: "  12 tests passed", "  1 test failed", "  2 uncaught exceptions", ...
+count_ava() {
+  local status=$1 p f
+  p=$(grep -Eo '^\s+[0-9]+ tests? passed' "$log" | grep -Eo '[0-9]+' | tail -1)
+  f=$(grep -Eo '^\s+[0-9]+ (tests? failed|known failures?|uncaught exceptions?|unhandled rejections?|tests? remained pending|timeouts?)' "$log" | grep -Eo '^\s*[0-9]+' | awk '{s+=$1} END {print s+0}')
+  p=${p:-0}; f=${f:-0}
+  if [ "$status" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+  passed=$((passed + p)); failed=$((failed + f))
+  echo "== $2: $p passed, $f failed"
+}
+
+# cargo's lines: "test result: ok. 11 passed; 0 failed; ..."
+count_cargo() {
+  local status=$1 p f
+  p=$(grep -Eo '[0-9]+ passed;' "$log" | grep -Eo '[0-9]+' | awk '{s+=$1} END {print s+0}')
+  f=$(grep -Eo '[0-9]+ failed;' "$log" | grep -Eo '[0-9]+' | awk '{s+=$1} END {print s+0}')
+  p=${p:-0}; f=${f:-0}
+  if [ "$status" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+  passed=$((passed + p)); failed=$((failed + f))
+  echo "== $2: $p passed, $f failed"
+}
+
+echo "== cargo test (rpcudp-core)"
+cargo test -p rpcudp-core --release 2>&1 | tee "$log"
+count_cargo "${PIPESTATUS[0]}" "cargo test"
+
+echo "== ava (every spec; each behaviour on the native and the pure backend)"
+npx ava 2>&1 | tee "$log"
+count_ava "${PIPESTATUS[0]}" "ava"
+
+echo "== ava, native backend receiving on the runtime thread (nativeIo: 'thread')"
+RPCUDP_NATIVE_IO=thread npx ava __test__/protocol.spec.ts __test__/hostile.spec.ts --match '[native]*' 2>&1 | tee "$log"
+count_ava "${PIPESTATUS[0]}" "ava (nativeIo thread)"
+
+echo "== typecheck (src, tests, examples, bench)"
+if npx tsc --noEmit -p tsconfig.json 2>&1 | tee "$log"; [ "${PIPESTATUS[0]}" -eq 0 ]; then
+  passed=$((passed + 1)); echo "== typecheck: 1 passed, 0 failed"
+else
+  failed=$((failed + 1)); echo "== typecheck: 0 passed, 1 failed"
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
