@@ -31,6 +31,11 @@ count_cargo() {
   echo "== $2: $p passed, $f failed"
 }
 
+# Both are no-ops when up to date: the addon and dist/ (the CLI and install
+# tests use them) and the Python peer's virtualenv (the interop tests).
+bash scripts/build.sh
+bash scripts/python-env.sh
+
 echo "== cargo test (rpcudp-core)"
 cargo test -p rpcudp-core --release 2>&1 | tee "$log"
 count_cargo "${PIPESTATUS[0]}" "cargo test"

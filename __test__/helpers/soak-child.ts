@@ -31,7 +31,7 @@ async function main() {
   let next = 0
   let ok = 0
   let bad = 0
-  const samples: { calls: number; rssMB: number }[] = []
+  const samples: { calls: number; rssMB: number; heapMB?: number; extMB?: number }[] = []
   let sampling: Promise<void> | null = null
   const started = performance.now()
   let warmEnd = 0
@@ -46,7 +46,7 @@ async function main() {
         if (n + 1 === WARMUP) warmEnd = performance.now()
         sampling = (async () => {
           while (ok + bad < n + 1) await new Promise((r) => setImmediate(r))
-          samples.push({ calls: n + 1, rssMB: await settledRss() })
+          samples.push({ calls: n + 1, rssMB: await settledRss(), heapMB: process.memoryUsage().heapTotal / 2 ** 20, extMB: process.memoryUsage().external / 2 ** 20 })
         })()
       }
       if (sampling) {
@@ -68,7 +68,7 @@ async function main() {
     bad,
     elapsedMs: Math.round(elapsed),
     callsPerSec: Math.round(((CALLS - WARMUP) / (elapsed - (warmEnd - started))) * 1000),
-    samples: samples.map((x) => ({ calls: x.calls, rssMB: +x.rssMB.toFixed(1) })),
+    samples: samples.map((x) => ({ calls: x.calls, rssMB: +x.rssMB.toFixed(1), heapTotalMB: +(x.heapMB ?? 0).toFixed(1), extMB: +(x.extMB ?? 0).toFixed(1) })),
     growthAfterWarmupMB: +(samples[samples.length - 1].rssMB - samples[0].rssMB).toFixed(1),
     client: { requestsSent: c.requestsSent, responsesReceived: c.responsesReceived, timeouts: c.timeouts, outstanding: c.outstanding, droppedTotal: c.droppedTotal },
     server: { requestsReceived: s.requestsReceived, responsesSent: s.responsesSent, droppedTotal: s.droppedTotal },

@@ -15,11 +15,7 @@ fn main() {
 fn parse_typical_request(bencher: Bencher) {
     let body = value::encode_request(
         "store",
-        &(
-            "some-key-0123456789",
-            vec![1u32, 2, 3],
-            "a value of a few dozen bytes",
-        ),
+        &("some-key-0123456789", vec![1u32, 2, 3], "a value of a few dozen bytes"),
     )
     .unwrap();
     let mut d = Vec::new();
@@ -82,15 +78,8 @@ fn expire_churn(bencher: Bencher) {
         let now = t0 + Duration::from_millis(ms);
         for i in 0..1000u64 {
             out.clear();
-            ep.start_call(
-                now,
-                peer,
-                &body,
-                Duration::from_millis(1 + i % 50),
-                i,
-                &mut out,
-            )
-            .unwrap();
+            ep.start_call(now, peer, &body, Duration::from_millis(1 + i % 50), i, &mut out)
+                .unwrap();
         }
         expired.clear();
         ep.expire(now, &mut expired);

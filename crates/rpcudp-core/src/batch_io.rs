@@ -56,7 +56,10 @@ fn send_all(socket: &UdpSocket, bytes: &[u8], items: &[(usize, usize, SocketAddr
         let addrs: Vec<SockAddr> = chunk.iter().map(|&(_, _, a)| SockAddr::from(a)).collect();
         let mut iovs: Vec<libc::iovec> = chunk
             .iter()
-            .map(|&(off, len, _)| libc::iovec { iov_base: bytes[off..].as_ptr() as *mut libc::c_void, iov_len: len })
+            .map(|&(off, len, _)| libc::iovec {
+                iov_base: bytes[off..].as_ptr() as *mut libc::c_void,
+                iov_len: len,
+            })
             .collect();
         // SAFETY: zeroed mmsghdr is a valid "empty" header; every pointer set below
         // points into `addrs`/`iovs`, which outlive the sendmmsg calls.
@@ -72,7 +75,12 @@ fn send_all(socket: &UdpSocket, bytes: &[u8], items: &[(usize, usize, SocketAddr
             let rest = &mut msgs[sent..];
             // SAFETY: `rest` is a valid array of initialised headers of the given length.
             let n = unsafe {
-                libc::sendmmsg(socket.as_raw_fd(), rest.as_mut_ptr(), rest.len() as libc::c_uint, libc::MSG_DONTWAIT)
+                libc::sendmmsg(
+                    socket.as_raw_fd(),
+                    rest.as_mut_ptr(),
+                    rest.len() as libc::c_uint,
+                    libc::MSG_DONTWAIT,
+                )
             };
             if n > 0 {
                 sent += n as usize;
@@ -90,7 +98,10 @@ fn send_all(socket: &UdpSocket, bytes: &[u8], items: &[(usize, usize, SocketAddr
 
 #[cfg(not(target_os = "linux"))]
 fn send_all(socket: &UdpSocket, bytes: &[u8], items: &[(usize, usize, SocketAddr)]) -> usize {
-    items.iter().filter(|&&(off, len, dest)| socket.send_to(&bytes[off..off + len], dest).is_err()).count()
+    items
+        .iter()
+        .filter(|&&(off, len, dest)| socket.send_to(&bytes[off..off + len], dest).is_err())
+        .count()
 }
 
 /// Receive buffers for up to `BATCH` datagrams per system call.
@@ -147,11 +158,15 @@ impl Inbox {
         use socket2::SockAddr;
         // SAFETY: zeroed storage/headers are valid; pointers reference `storage`, `iovs`
         // and `self.bufs`, all alive for the call.
-        let mut storage: Vec<libc::sockaddr_storage> = (0..Self::BATCH).map(|_| unsafe { std::mem::zeroed() }).collect();
+        let mut storage: Vec<libc::sockaddr_storage> =
+            (0..Self::BATCH).map(|_| unsafe { std::mem::zeroed() }).collect();
         let mut iovs: Vec<libc::iovec> = self
             .bufs
             .iter_mut()
-            .map(|b| libc::iovec { iov_base: b.as_mut_ptr() as *mut libc::c_void, iov_len: b.len() })
+            .map(|b| libc::iovec {
+                iov_base: b.as_mut_ptr() as *mut libc::c_void,
+                iov_len: b.len(),
+            })
             .collect();
         let mut msgs: Vec<libc::mmsghdr> = (0..Self::BATCH).map(|_| unsafe { std::mem::zeroed() }).collect();
         for (i, m) in msgs.iter_mut().enumerate() {

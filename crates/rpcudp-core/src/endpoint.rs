@@ -13,9 +13,7 @@ use crate::error::Error;
 use crate::msgpack;
 use crate::stats::{DropReason, Stats};
 use crate::table::{Call, Table};
-use crate::wire::{
-    self, Kind, Message, MsgId, DEFAULT_MAX_BODY, DEFAULT_MAX_DEPTH, HEADER_LEN, MAX_DATAGRAM,
-};
+use crate::wire::{self, Kind, Message, MsgId, DEFAULT_MAX_BODY, DEFAULT_MAX_DEPTH, HEADER_LEN, MAX_DATAGRAM};
 
 /// Opaque value chosen by the caller of `start_call` and handed back with the
 /// call's outcome.
@@ -156,12 +154,7 @@ impl Endpoint {
     /// Time plays no part in classification (`_now` keeps the sans-IO calling
     /// convention): a call past its deadline that `expire` has not reported yet
     /// may still be answered, and then never times out.
-    pub fn handle_datagram<'a>(
-        &mut self,
-        _now: Instant,
-        from: SocketAddr,
-        buf: &'a [u8],
-    ) -> Option<Incoming<'a>> {
+    pub fn handle_datagram<'a>(&mut self, _now: Instant, from: SocketAddr, buf: &'a [u8]) -> Option<Incoming<'a>> {
         let incoming = match wire::parse(buf, self.config.max_depth) {
             Ok(Message::Request { id, name, body }) => {
                 self.stats.requests_received += 1;
@@ -187,9 +180,7 @@ impl Endpoint {
             }),
             Err(reason) => Err(reason),
         };
-        incoming
-            .map_err(|reason| self.stats.count_drop(reason))
-            .ok()
+        incoming.map_err(|reason| self.stats.count_drop(reason)).ok()
     }
 
     /// Appends the tokens of the calls whose deadline is at or before `now`,

@@ -177,9 +177,7 @@ impl<'a> EventIter<'a> {
                     body: self.body()?,
                 })
             }
-            TIMEOUT => Some(Event::Timeout {
-                token: self.token()?,
-            }),
+            TIMEOUT => Some(Event::Timeout { token: self.token()? }),
             _ => None,
         }
     }

@@ -24,9 +24,9 @@ use tokio::net::UdpSocket;
 use tokio::runtime::Handle;
 use tokio::sync::Notify;
 
+use crate::batch_io::{Inbox, Outbox};
 use crate::endpoint::{Config, Endpoint, Incoming, Token};
 use crate::error::Error;
-use crate::batch_io::{Inbox, Outbox};
 use crate::events::EventBuf;
 use crate::stats::{DropReason, Stats};
 use crate::wire::{MsgId, MAX_DATAGRAM};
@@ -46,7 +46,11 @@ pub struct SocketOptions {
 
 impl Default for SocketOptions {
     fn default() -> Self {
-        SocketOptions { endpoint: Config::default(), recv_buffer: 4 << 20, send_buffer: 4 << 20 }
+        SocketOptions {
+            endpoint: Config::default(),
+            recv_buffer: 4 << 20,
+            send_buffer: 4 << 20,
+        }
     }
 }
 
@@ -69,7 +73,11 @@ pub struct EventQueue {
 
 impl EventQueue {
     fn new(waker: Box<dyn Wake>) -> Self {
-        EventQueue { buf: Mutex::new(EventBuf::default()), scheduled: AtomicBool::new(false), waker }
+        EventQueue {
+            buf: Mutex::new(EventBuf::default()),
+            scheduled: AtomicBool::new(false),
+            waker,
+        }
     }
 
     /// All queued events (see [`EventBuf::iter`]); empty when there are none.
@@ -134,7 +142,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 fn runtime() -> Result<&'static Handle, Error> {
     static RT: OnceLock<Result<Handle, String>> = OnceLock::new();
     let r = RT.get_or_init(|| {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
         let handle = rt.handle().clone();
         std::thread::Builder::new()
             .name("rpcudp-io".into())
@@ -142,7 +153,7 @@ fn runtime() -> Result<&'static Handle, Error> {
             .map_err(|e| e.to_string())?;
         Ok(handle)
     });
-    r.as_ref().map_err(|e| Error::Io(io::Error::new(io::ErrorKind::Other, e.clone())))
+    r.as_ref().map_err(|e| Error::Io(io::Error::other(e.clone())))
 }
 
 fn open(addr: SocketAddr, opts: &SocketOptions) -> io::Result<(StdUdpSocket, usize, usize)> {
@@ -157,7 +168,10 @@ fn open(addr: SocketAddr, opts: &SocketOptions) -> io::Result<(StdUdpSocket, usi
     force_buffers(&sock, opts);
     sock.set_nonblocking(true)?;
     sock.bind(&addr.into())?;
-    let granted = (sock.recv_buffer_size().unwrap_or(0), sock.send_buffer_size().unwrap_or(0));
+    let granted = (
+        sock.recv_buffer_size().unwrap_or(0),
+        sock.send_buffer_size().unwrap_or(0),
+    );
     Ok((sock.into(), granted.0, granted.1))
 }
 
@@ -228,7 +242,10 @@ impl Socket {
             send_buffer,
         });
         rt.spawn(drive(shared.clone(), io));
-        Ok(Socket { shared, outbox: Mutex::new(Outbox::default()) })
+        Ok(Socket {
+            shared,
+            outbox: Mutex::new(Outbox::default()),
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -280,9 +297,14 @@ impl Socket {
     pub fn queue_call(&self, dest: SocketAddr, body: &[u8], timeout: Duration, token: Token) -> Result<(), Error> {
         let dest = self.route(dest)?;
         let now = Instant::now();
-        self.queue(dest, |out| lock(&self.shared.endpoint).start_call(now, dest, body, timeout, token, out))?;
+        self.queue(dest, |out| {
+            lock(&self.shared.endpoint).start_call(now, dest, body, timeout, token, out)
+        })?;
         // Wake the driver only if this deadline comes before the one it sleeps towards.
-        let at = (now + timeout).saturating_duration_since(self.shared.epoch).as_nanos().min(u64::MAX as u128 - 1) as u64;
+        let at = (now + timeout)
+            .saturating_duration_since(self.shared.epoch)
+            .as_nanos()
+            .min(u64::MAX as u128 - 1) as u64;
         if at < self.shared.armed.load(Ordering::Acquire) {
             self.shared.armed.store(at, Ordering::Release);
             self.shared.rearm.notify_one();
@@ -368,12 +390,12 @@ impl Socket {
             return Err(Error::Closed);
         }
         match (self.shared.local, dest) {
-            (SocketAddr::V6(_), SocketAddr::V4(v4)) => {
-                Ok(SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port()))
-            }
+            (SocketAddr::V6(_), SocketAddr::V4(v4)) => Ok(SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port())),
             (SocketAddr::V4(_), SocketAddr::V6(v6)) => match v6.ip().to_ipv4_mapped() {
                 Some(v4) => Ok(SocketAddr::new(v4.into(), v6.port())),
-                None => Err(Error::InvalidAddress(format!("cannot reach IPv6 peer {dest} from an IPv4 socket"))),
+                None => Err(Error::InvalidAddress(format!(
+                    "cannot reach IPv6 peer {dest} from an IPv4 socket"
+                ))),
             },
             _ => Ok(dest),
         }
@@ -391,7 +413,9 @@ async fn drive(shared: Arc<Shared>, io: Option<UdpSocket>) {
     let mut expired = Vec::new();
     loop {
         let next = lock(&shared.endpoint).next_deadline();
-        let at = next.map_or(u64::MAX, |d| d.saturating_duration_since(shared.epoch).as_nanos() as u64);
+        let at = next.map_or(u64::MAX, |d| {
+            d.saturating_duration_since(shared.epoch).as_nanos() as u64
+        });
         shared.armed.store(at, Ordering::Release);
         let sleep = async {
             match next {
@@ -461,7 +485,9 @@ fn receive_burst(
         let mut ep = lock(&shared.endpoint);
         for (datagram, from) in inbox.iter() {
             let from = SocketAddr::new(from.ip().to_canonical(), from.port());
-            let Some(incoming) = ep.handle_datagram(now, from, datagram) else { continue };
+            let Some(incoming) = ep.handle_datagram(now, from, datagram) else {
+                continue;
+            };
             match incoming {
                 Incoming::Request { id, body, .. } => out.push_request(&id, from, body),
                 Incoming::Response { token, body } => out.push_response(token, body),

@@ -54,12 +54,7 @@ impl Table {
     /// Removes the call `id` answered from `from` and returns its token. With
     /// `check_sender`, only the address the call went to may answer it; anyone
     /// else is refused and the call stays outstanding.
-    pub(crate) fn answer(
-        &mut self,
-        id: &MsgId,
-        from: SocketAddr,
-        check_sender: bool,
-    ) -> Result<Token, DropReason> {
+    pub(crate) fn answer(&mut self, id: &MsgId, from: SocketAddr, check_sender: bool) -> Result<Token, DropReason> {
         let &key = self.ids.get(id).ok_or(DropReason::UnmatchedResponse)?;
         if check_sender && !same_peer(self.wheel.get(key).dest, from) {
             return Err(DropReason::WrongSender);
@@ -127,8 +122,7 @@ impl Clock {
     /// The start of `tick`; `None` past what `Instant` can represent.
     fn instant(&self, tick: u64) -> Option<Instant> {
         let ns = u128::from(tick).checked_mul(self.tick_ns)?;
-        self.origin
-            .checked_add(Duration::from_nanos(u64::try_from(ns).ok()?))
+        self.origin.checked_add(Duration::from_nanos(u64::try_from(ns).ok()?))
     }
 
     fn elapsed_ns(&self, now: Instant) -> u128 {
@@ -170,10 +164,7 @@ mod tests {
         assert_eq!(c.deadline(t0, Duration::ZERO), 0);
         assert_eq!(c.deadline(t0, Duration::from_micros(1)), 1);
         assert_eq!(c.deadline(t0, Duration::from_millis(1)), 1);
-        assert_eq!(
-            c.deadline(t0 + Duration::from_micros(300), Duration::from_millis(2)),
-            3
-        );
+        assert_eq!(c.deadline(t0 + Duration::from_micros(300), Duration::from_millis(2)), 3);
         assert_eq!(c.tick_of(t0 + Duration::from_micros(2999)), 2);
         assert_eq!(c.tick_of(t0 + Duration::from_millis(3)), 3);
         assert_eq!(c.instant(3), Some(t0 + Duration::from_millis(3)));

@@ -68,12 +68,7 @@ pub fn validate(buf: &[u8], max_depth: usize) -> Result<(), DropReason> {
 }
 
 /// Checks a container header declaring `elements` elements, opened at `depth`.
-fn container(
-    elements: usize,
-    remaining: usize,
-    depth: usize,
-    max_depth: usize,
-) -> Result<usize, DropReason> {
+fn container(elements: usize, remaining: usize, depth: usize, max_depth: usize) -> Result<usize, DropReason> {
     // Every element takes at least one byte, so a count the rest of the buffer
     // cannot hold is a lie we can reject before walking it.
     if elements > remaining {

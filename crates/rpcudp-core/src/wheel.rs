@@ -220,10 +220,7 @@ impl<T: Copy> Wheel<T> {
 
     fn unlink(&mut self, key: Key) {
         let Node {
-            deadline,
-            prev,
-            next,
-            ..
+            deadline, prev, next, ..
         } = self.nodes[key as usize];
         let slot = (deadline & MASK) as usize;
         match prev {

@@ -61,8 +61,7 @@ fn churn_allocates_nothing_after_warm_up() {
         for i in 0..1000u64 {
             out.clear();
             let timeout = Duration::from_millis(1 + i % 30);
-            ep.start_call(now, peer, &body, timeout, token, &mut out)
-                .unwrap();
+            ep.start_call(now, peer, &body, timeout, token, &mut out).unwrap();
             token += 1;
             let mut id = [0; 20];
             id.copy_from_slice(&out[1..HEADER_LEN]);

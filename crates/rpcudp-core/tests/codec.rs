@@ -1,9 +1,7 @@
 //! Framing and parsing round trips, and byte-exact agreement with what Python
 //! rpcudp (umsgpack) puts on the wire.
 
-use rpcudp_core::wire::{
-    self, encode_error_body, frame, parse, Kind, Message, DEFAULT_MAX_DEPTH, HEADER_LEN,
-};
+use rpcudp_core::wire::{self, encode_error_body, frame, parse, Kind, Message, DEFAULT_MAX_DEPTH, HEADER_LEN};
 use rpcudp_core::{value, MsgId};
 use serde::{Deserialize, Serialize};
 
@@ -60,9 +58,8 @@ fn python_value_bytes_parse_as_responses() {
         &[0x81, 0xa1, b'a', 0x01],             // {"a": 1}
         &[0x92, 0x90, 0x80],                   // [[], {}]
         &[
-            0xd9, 0x20, b'x', b'x', b'x', b'x', b'x', b'x', b'x', b'x', b'x', b'x', b'x', b'x',
-            b'x', b'x', b'x', b'x', b'x', b'x', b'x', b'x', b'x', b'x', b'x', b'x', b'x', b'x',
-            b'x', b'x', b'x', b'x', b'x', b'x',
+            0xd9, 0x20, b'x', b'x', b'x', b'x', b'x', b'x', b'x', b'x', b'x', b'x', b'x', b'x', b'x', b'x', b'x', b'x',
+            b'x', b'x', b'x', b'x', b'x', b'x', b'x', b'x', b'x', b'x', b'x', b'x', b'x', b'x', b'x', b'x',
         ], // "x" * 32
     ];
     for body in cases {
@@ -93,10 +90,7 @@ fn error_reply_round_trip() {
         })
     );
     let (code, message): (String, String) = value::decode_value(&body).unwrap();
-    assert_eq!(
-        (code.as_str(), message.as_str()),
-        ("ERR_X", "went wrong: é")
-    );
+    assert_eq!((code.as_str(), message.as_str()), ("ERR_X", "went wrong: é"));
 }
 
 #[test]
@@ -108,9 +102,7 @@ fn long_error_strings_use_wider_headers() {
         let (code, decoded): (String, String) = value::decode_value(&body).unwrap();
         assert_eq!((code.as_str(), decoded.len()), ("c", len));
         let d = datagram(Kind::Error, &body);
-        assert!(
-            matches!(parse(&d, DEFAULT_MAX_DEPTH), Ok(Message::Error { message: m, .. }) if m.len() == len)
-        );
+        assert!(matches!(parse(&d, DEFAULT_MAX_DEPTH), Ok(Message::Error { message: m, .. }) if m.len() == len));
     }
 }
 
@@ -132,10 +124,7 @@ fn rmp_serde_bodies_parse_and_round_trip() {
     };
     let body = value::encode_request("store", &(&p, 42u64, "k")).unwrap();
     let d = datagram(Kind::Request, &body);
-    let Ok(Message::Request {
-        name, body: parsed, ..
-    }) = parse(&d, DEFAULT_MAX_DEPTH)
-    else {
+    let Ok(Message::Request { name, body: parsed, .. }) = parse(&d, DEFAULT_MAX_DEPTH) else {
         panic!("request did not parse");
     };
     assert_eq!(name, "store");
@@ -146,24 +135,15 @@ fn rmp_serde_bodies_parse_and_round_trip() {
     assert_eq!(value::encode_value(&p).unwrap()[0], 0x94);
     let reply = value::encode_value(&p).unwrap();
     let d = datagram(Kind::Response, &reply);
-    assert!(matches!(
-        parse(&d, DEFAULT_MAX_DEPTH),
-        Ok(Message::Response { .. })
-    ));
+    assert!(matches!(parse(&d, DEFAULT_MAX_DEPTH), Ok(Message::Response { .. })));
     assert_eq!(value::decode_value::<Point>(&reply).unwrap(), p);
 }
 
 #[test]
 fn value_errors_are_typed() {
     // rmp-serde writes () as nil, which no peer accepts as arguments.
-    assert_eq!(
-        value::encode_request("ping", &()).unwrap_err().code(),
-        "ERR_ENCODE"
-    );
-    assert_eq!(
-        value::encode_request("ping", &5).unwrap_err().code(),
-        "ERR_ENCODE"
-    );
+    assert_eq!(value::encode_request("ping", &()).unwrap_err().code(), "ERR_ENCODE");
+    assert_eq!(value::encode_request("ping", &5).unwrap_err().code(), "ERR_ENCODE");
     let e = value::decode_value::<String>(&[0x01]).unwrap_err();
     assert_eq!(e.code(), "ERR_DECODE");
     let e = value::decode_value::<u8>(&[]).unwrap_err();
@@ -174,10 +154,7 @@ fn value_errors_are_typed() {
 fn the_whole_datagram_is_borrowed_not_copied() {
     let body = value::encode_request("ping", &[0u8; 0]).unwrap();
     assert_eq!(body, [0x92, 0xa4, b'p', b'i', b'n', b'g', 0x90]);
-    assert_eq!(
-        value::encode_request("ping", &Vec::<u8>::new()).unwrap(),
-        body
-    );
+    assert_eq!(value::encode_request("ping", &Vec::<u8>::new()).unwrap(), body);
     let d = datagram(Kind::Request, &body);
     let Ok(Message::Request { body: b, .. }) = wire::parse(&d, DEFAULT_MAX_DEPTH) else {
         panic!()

@@ -73,10 +73,7 @@ fn call_and_response() {
     assert_eq!(s.ep.outstanding(), 0);
     assert_eq!(s.ep.next_deadline(), None);
     let st = s.ep.stats();
-    assert_eq!(
-        (st.requests_sent, st.responses_received, st.timeouts),
-        (1, 1, 0)
-    );
+    assert_eq!((st.requests_sent, st.responses_received, st.timeouts), (1, 1, 0));
 }
 
 #[test]
@@ -190,9 +187,7 @@ fn body_limit() {
     let big = vec![0xc0; 8193];
     s.ep.start_call(s.t0, s.peer, &ok, MS, 1, &mut out).unwrap();
     assert_eq!(out.len(), HEADER_LEN + 8192);
-    let e =
-        s.ep.start_call(s.t0, s.peer, &big, MS, 2, &mut out)
-            .unwrap_err();
+    let e = s.ep.start_call(s.t0, s.peer, &big, MS, 2, &mut out).unwrap_err();
     assert!(matches!(
         e,
         Error::BodyTooLarge {
@@ -233,10 +228,7 @@ fn error_messages_are_cut_to_fit() {
             s.ep.frame_error(&[1; 20], "ERR_HANDLER", &message, &mut out);
             assert!(out.len() - HEADER_LEN <= max_body, "{max_body} {unit}");
             let parsed = rpcudp_core::parse(&out, 32).unwrap();
-            let rpcudp_core::Message::Error {
-                code, message: m, ..
-            } = parsed
-            else {
+            let rpcudp_core::Message::Error { code, message: m, .. } = parsed else {
                 panic!()
             };
             assert_eq!(code, "ERR_HANDLER");
@@ -279,9 +271,7 @@ fn outstanding_cap() {
     });
     let ids: Vec<_> = (0..3).map(|t| s.call(s.t0, MS, t)).collect();
     let mut out = Vec::new();
-    let e =
-        s.ep.start_call(s.t0, s.peer, BODY, MS, 3, &mut out)
-            .unwrap_err();
+    let e = s.ep.start_call(s.t0, s.peer, BODY, MS, 3, &mut out).unwrap_err();
     assert!(matches!(e, Error::TooManyOutstanding { limit: 3 }));
     assert_eq!(e.code(), "ERR_OVERLOADED");
     assert!(out.is_empty());
@@ -398,11 +388,7 @@ fn randomized_against_a_model() {
         match next(10) {
             0..=5 => {
                 // Mostly short timeouts, some far beyond one wheel span.
-                let timeout_us = if next(5) == 0 {
-                    next(120_000_000)
-                } else {
-                    next(50_000)
-                };
+                let timeout_us = if next(5) == 0 { next(120_000_000) } else { next(50_000) };
                 let id = s.call(now, Duration::from_micros(timeout_us), token);
                 let due = (now_us + timeout_us).div_ceil(1000).max(processed);
                 model.push((token, id, due));
@@ -413,11 +399,7 @@ fn randomized_against_a_model() {
             }
             _ => {
                 let tick = now_us / 1000;
-                let mut due: Vec<_> = model
-                    .iter()
-                    .filter(|c| c.2 <= tick)
-                    .map(|c| (c.2, c.0))
-                    .collect();
+                let mut due: Vec<_> = model.iter().filter(|c| c.2 <= tick).map(|c| (c.2, c.0)).collect();
                 due.sort_by_key(|&(d, _)| d); // stable: ties stay in start order
                 model.retain(|c| c.2 > tick);
                 let want: Vec<Token> = due.into_iter().map(|(_, t)| t).collect();

@@ -84,16 +84,10 @@ fn malformed() {
 #[test]
 fn bad_utf8() {
     assert_eq!(request(&[0x92, 0xa2, 0xff, 0xfe, 0x90]), Err(BadUtf8)); // in the name
-    assert_eq!(
-        request(&[0x92, 0xa1, b'f', 0x91, 0x91, 0xa2, 0xc3, 0x28]),
-        Err(BadUtf8)
-    ); // nested
+    assert_eq!(request(&[0x92, 0xa1, b'f', 0x91, 0x91, 0xa2, 0xc3, 0x28]), Err(BadUtf8)); // nested
     assert_eq!(response(&[0x81, 0xa1, 0x80, 0x01]), Err(BadUtf8)); // a map key
-    assert_eq!(
-        error(&[0x92, 0xa1, b'E', 0xa3, 0xed, 0xa0, 0x80]),
-        Err(BadUtf8)
-    ); // a surrogate
-       // The same bytes as bin are fine.
+    assert_eq!(error(&[0x92, 0xa1, b'E', 0xa3, 0xed, 0xa0, 0x80]), Err(BadUtf8)); // a surrogate
+                                                                                  // The same bytes as bin are fine.
     assert!(response(&[0xc4, 0x02, 0xff, 0xfe]).is_ok());
 }
 
@@ -166,28 +160,20 @@ fn bad_request_shape() {
 
 fn valid_datagrams() -> Vec<Vec<u8>> {
     let bodies: [(Kind, &[u8]); 4] = [
-        (
-            Kind::Request,
-            &[0x92, 0xa3, b's', b'u', b'm', 0x92, 0x01, 0x02],
-        ),
+        (Kind::Request, &[0x92, 0xa3, b's', b'u', b'm', 0x92, 0x01, 0x02]),
         (
             Kind::Response,
             &[
-                0x82, 0xa1, b'a', 0x92, 0xcd, 0x01, 0x00, 0xc4, 0x01, 0xff, 0xc3, 0xcb, 0, 0, 0, 0,
-                0, 0, 0, 0,
+                0x82, 0xa1, b'a', 0x92, 0xcd, 0x01, 0x00, 0xc4, 0x01, 0xff, 0xc3, 0xcb, 0, 0, 0, 0, 0, 0, 0, 0,
             ],
         ),
         (
             Kind::Error,
-            &[
-                0x92, 0xa5, b'E', b'R', b'R', b'_', b'X', 0xd9, 0x02, b'h', b'i',
-            ],
+            &[0x92, 0xa5, b'E', b'R', b'R', b'_', b'X', 0xd9, 0x02, b'h', b'i'],
         ),
         (
             Kind::Request,
-            &[
-                0x92, 0xa1, b'f', 0x93, 0x91, 0x91, 0x90, 0xdc, 0x00, 0x01, 0xc0, 0xa0,
-            ],
+            &[0x92, 0xa1, b'f', 0x93, 0x91, 0x91, 0x90, 0xdc, 0x00, 0x01, 0xc0, 0xa0],
         ),
     ];
     bodies
@@ -252,9 +238,7 @@ impl serde::Serialize for V {
             }
             V::M(pairs) => {
                 let mut map = s.serialize_map(Some(pairs.len()))?;
-                pairs
-                    .iter()
-                    .try_for_each(|(k, v)| map.serialize_entry(k, v))?;
+                pairs.iter().try_for_each(|(k, v)| map.serialize_entry(k, v))?;
                 map.end()
             }
         }
@@ -285,8 +269,7 @@ fn value() -> impl Strategy<Value = V> {
 fn check(d: &[u8]) {
     let parsed = parse(d, DEFAULT_MAX_DEPTH);
     if parsed.is_ok() {
-        rmp_serde::from_slice::<serde::de::IgnoredAny>(&d[HEADER_LEN..])
-            .expect("validated body must decode");
+        rmp_serde::from_slice::<serde::de::IgnoredAny>(&d[HEADER_LEN..]).expect("validated body must decode");
     }
 }
 

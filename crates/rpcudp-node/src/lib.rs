@@ -15,8 +15,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use napi::bindgen_prelude::*;
-use napi::JsValue;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::JsValue;
 use napi_derive::napi;
 use rpcudp_core::endpoint::Config;
 use rpcudp_core::socket::{EventQueue, Socket, SocketOptions, Wake};
@@ -81,20 +81,26 @@ fn to_napi(e: rpcudp_core::Error) -> Error {
 }
 
 fn addr(host: &str, port: u32) -> Result<SocketAddr> {
-    let ip: IpAddr = host
-        .parse()
-        .map_err(|_| Error::new(Status::InvalidArg, format!("ERR_INVALID_ADDRESS: {host:?} is not an IP address")))?;
-    let port = u16::try_from(port).map_err(|_| Error::new(Status::InvalidArg, format!("ERR_INVALID_ADDRESS: port {port}")))?;
+    let ip: IpAddr = host.parse().map_err(|_| {
+        Error::new(
+            Status::InvalidArg,
+            format!("ERR_INVALID_ADDRESS: {host:?} is not an IP address"),
+        )
+    })?;
+    let port =
+        u16::try_from(port).map_err(|_| Error::new(Status::InvalidArg, format!("ERR_INVALID_ADDRESS: port {port}")))?;
     Ok(SocketAddr::new(ip, port))
 }
 
 /// The first `len` bytes of a reusable JavaScript encode buffer.
 fn prefix(body: &[u8], len: u32) -> Result<&[u8]> {
-    body.get(..len as usize).ok_or_else(|| Error::new(Status::InvalidArg, "len is past the end of the body"))
+    body.get(..len as usize)
+        .ok_or_else(|| Error::new(Status::InvalidArg, "len is past the end of the body"))
 }
 
 fn msg_id(id: &[u8]) -> Result<MsgId> {
-    id.try_into().map_err(|_| Error::new(Status::InvalidArg, format!("message id must be {ID_LEN} bytes")))
+    id.try_into()
+        .map_err(|_| Error::new(Status::InvalidArg, format!("message id must be {ID_LEN} bytes")))
 }
 
 fn camel(snake: &str) -> String {
@@ -111,6 +117,12 @@ fn camel(snake: &str) -> String {
         }
     }
     out
+}
+
+impl Default for NativeSocket {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 #[napi]
@@ -163,11 +175,20 @@ impl NativeSocket {
         let on_loop = match options.io.as_str() {
             "loop" => cfg!(unix),
             "thread" => false,
-            other => return Err(Error::new(Status::InvalidArg, format!("io must be \"loop\" or \"thread\", got {other:?}"))),
+            other => {
+                return Err(Error::new(
+                    Status::InvalidArg,
+                    format!("io must be \"loop\" or \"thread\", got {other:?}"),
+                ))
+            }
         };
         let socket = Arc::new(
-            if on_loop { Socket::bind_external(address, opts, waker) } else { Socket::bind(address, opts, waker) }
-                .map_err(to_napi)?,
+            if on_loop {
+                Socket::bind_external(address, opts, waker)
+            } else {
+                Socket::bind(address, opts, waker)
+            }
+            .map_err(to_napi)?,
         );
         let _ = queue.set(socket.events());
         #[cfg(unix)]
@@ -179,28 +200,39 @@ impl NativeSocket {
         self.socket = Some(socket);
         self.deliver = Some(deliver);
         self.set_referenced(&env, true)?;
-        Ok(BoundAddress { host: local.ip().to_canonical().to_string(), port: local.port() as u32 })
+        Ok(BoundAddress {
+            host: local.ip().to_canonical().to_string(),
+            port: local.port() as u32,
+        })
     }
 
     fn socket(&self) -> Result<&Socket> {
-        self.socket.as_deref().ok_or_else(|| Error::new(Status::GenericFailure, "ERR_CLOSED: not bound"))
+        self.socket
+            .as_deref()
+            .ok_or_else(|| Error::new(Status::GenericFailure, "ERR_CLOSED: not bound"))
     }
 
     /// Queues a call; it leaves with the next `flush()` (one sendmmsg for everything queued).
     #[napi]
     pub fn call(&self, host: String, port: u32, body: &[u8], len: u32, timeout_ms: f64, token: u32) -> Result<()> {
         let timeout = Duration::from_secs_f64(timeout_ms.max(0.0) / 1000.0);
-        self.socket()?.queue_call(addr(&host, port)?, prefix(body, len)?, timeout, token as u64).map_err(to_napi)
+        self.socket()?
+            .queue_call(addr(&host, port)?, prefix(body, len)?, timeout, token as u64)
+            .map_err(to_napi)
     }
 
     #[napi]
     pub fn reply(&self, id: &[u8], host: String, port: u32, body: &[u8], len: u32) -> Result<()> {
-        self.socket()?.queue_reply(&msg_id(id)?, addr(&host, port)?, prefix(body, len)?).map_err(to_napi)
+        self.socket()?
+            .queue_reply(&msg_id(id)?, addr(&host, port)?, prefix(body, len)?)
+            .map_err(to_napi)
     }
 
     #[napi]
     pub fn reply_error(&self, id: &[u8], host: String, port: u32, code: String, message: String) -> Result<()> {
-        self.socket()?.queue_error(&msg_id(id)?, addr(&host, port)?, &code, &message).map_err(to_napi)
+        self.socket()?
+            .queue_error(&msg_id(id)?, addr(&host, port)?, &code, &message)
+            .map_err(to_napi)
     }
 
     #[napi]
@@ -212,7 +244,10 @@ impl NativeSocket {
     #[napi]
     pub fn stats(&self) -> Result<NativeStats> {
         let s = self.socket()?.stats();
-        let dropped = DropReason::ALL.iter().map(|r| (camel(r.as_str()), s.stats.dropped(*r) as f64)).collect();
+        let dropped = DropReason::ALL
+            .iter()
+            .map(|r| (camel(r.as_str()), s.stats.dropped(*r) as f64))
+            .collect();
         Ok(NativeStats {
             requests_sent: s.stats.requests_sent as f64,
             requests_received: s.stats.requests_received as f64,
@@ -262,7 +297,10 @@ impl NativeSocket {
             }
         };
         if status != napi::sys::Status::napi_ok {
-            return Err(Error::new(Status::GenericFailure, format!("ERR_IO: (un)ref failed with status {status}")));
+            return Err(Error::new(
+                Status::GenericFailure,
+                format!("ERR_IO: (un)ref failed with status {status}"),
+            ));
         }
         Ok(())
     }

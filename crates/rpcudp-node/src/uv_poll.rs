@@ -46,7 +46,10 @@ fn check(status: sys::napi_status, what: &str) -> napi::Result<()> {
     if status == sys::Status::napi_ok {
         Ok(())
     } else {
-        Err(napi::Error::new(napi::Status::GenericFailure, format!("ERR_IO: {what} failed ({status})")))
+        Err(napi::Error::new(
+            napi::Status::GenericFailure,
+            format!("ERR_IO: {what} failed ({status})"),
+        ))
     }
 }
 
@@ -59,11 +62,20 @@ impl LoopReceiver {
         let mut lp = ptr::null_mut();
         check(sys::napi_get_uv_event_loop(env, &mut lp), "napi_get_uv_event_loop")?;
         let mut cb_ref = ptr::null_mut();
-        check(sys::napi_create_reference(env, callback, 1, &mut cb_ref), "napi_create_reference")?;
+        check(
+            sys::napi_create_reference(env, callback, 1, &mut cb_ref),
+            "napi_create_reference",
+        )?;
         let mut name = ptr::null_mut();
-        check(sys::napi_create_string_utf8(env, c"rpcudp".as_ptr(), 6, &mut name), "napi_create_string_utf8")?;
+        check(
+            sys::napi_create_string_utf8(env, c"rpcudp".as_ptr(), 6, &mut name),
+            "napi_create_string_utf8",
+        )?;
         let mut async_context = ptr::null_mut();
-        check(sys::napi_async_init(env, ptr::null_mut(), name, &mut async_context), "napi_async_init")?;
+        check(
+            sys::napi_async_init(env, ptr::null_mut(), name, &mut async_context),
+            "napi_async_init",
+        )?;
 
         let fd = socket.raw_fd();
         let receiver = Box::new(Receiver {
@@ -79,9 +91,15 @@ impl LoopReceiver {
         let handle = Box::into_raw(vec![0u64; words].into_boxed_slice()) as *mut c_void;
         let rc = uv_poll_init_socket(lp, handle, fd);
         if rc != 0 {
-            drop(Box::from_raw(std::slice::from_raw_parts_mut(handle as *mut u64, words)));
+            drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                handle as *mut u64,
+                words,
+            )));
             release(*receiver);
-            return Err(napi::Error::new(napi::Status::GenericFailure, format!("ERR_IO: uv_poll_init_socket failed ({rc})")));
+            return Err(napi::Error::new(
+                napi::Status::GenericFailure,
+                format!("ERR_IO: uv_poll_init_socket failed ({rc})"),
+            ));
         }
         *(handle as *mut *mut Receiver) = Box::into_raw(receiver);
         uv_poll_start(handle, UV_READABLE, on_readable);
@@ -119,7 +137,10 @@ unsafe extern "C" fn on_closed(handle: *mut c_void) {
     let receiver = Box::from_raw(*(handle as *mut *mut Receiver));
     release(*receiver);
     let words = uv_handle_size(UV_POLL).div_ceil(8);
-    drop(Box::from_raw(std::slice::from_raw_parts_mut(handle as *mut u64, words)));
+    drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+        handle as *mut u64,
+        words,
+    )));
 }
 
 unsafe extern "C" fn on_readable(handle: *mut c_void, status: c_int, _events: c_int) {
@@ -149,8 +170,13 @@ unsafe fn deliver(r: &Receiver) {
     // make_callback needs an object receiver: the global, as for any I/O callback.
     let mut recv = ptr::null_mut();
     let mut result = ptr::null_mut();
-    if sys::napi_create_buffer_copy(env, bytes.len(), bytes.as_ptr() as *const c_void, &mut data, &mut buffer)
-        == sys::Status::napi_ok
+    if sys::napi_create_buffer_copy(
+        env,
+        bytes.len(),
+        bytes.as_ptr() as *const c_void,
+        &mut data,
+        &mut buffer,
+    ) == sys::Status::napi_ok
         && sys::napi_get_reference_value(env, r.callback, &mut func) == sys::Status::napi_ok
         && sys::napi_get_global(env, &mut recv) == sys::Status::napi_ok
     {

@@ -1,0 +1,23 @@
+/**
+ * Type tests of the public API: compiles __test__/types/api.ts, whose
+ * `@ts-expect-error` lines must fail and whose exact-type assertions must hold.
+ */
+import test from 'ava'
+import { execFile } from 'node:child_process'
+import * as path from 'node:path'
+import { promisify } from 'node:util'
+
+const ROOT = path.join(__dirname, '..')
+
+test('public API types: tsc --noEmit -p __test__/types/tsconfig.json', async (t) => {
+  const tsc = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc')
+  try {
+    await promisify(execFile)(process.execPath, [tsc, '--noEmit', '-p', path.join('__test__', 'types', 'tsconfig.json')], {
+      cwd: ROOT,
+      timeout: 120_000,
+    })
+    t.pass()
+  } catch (err: any) {
+    t.fail(`type errors:\n${err.stdout}${err.stderr}`)
+  }
+})
