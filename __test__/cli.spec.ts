@@ -18,6 +18,13 @@ const NODE_ARGS = ['--import', 'tsx', CLI]
 /** An env in which the native addon cannot load (the loader's override points at nothing). */
 const NO_NATIVE = { RPCUDP_NATIVE_PATH: path.join(ROOT, 'no-such-binding.node') }
 
+/**
+ * Windows has no SIGINT/SIGTERM delivery to another process: kill() ends it
+ * outright, so the clean-shutdown exit code is only checked on POSIX.
+ */
+const SIGNALS = process.platform !== 'win32'
+const cleanExit = SIGNALS ? 0 : null
+
 /** For calls that must be answered: the default 5 s is tight on a loaded 2-CPU CI machine. */
 const SLOW_OK = ['--timeout', '30']
 
@@ -111,6 +118,22 @@ async function serveNow(t: ExecutionContext, args: string[], env: NodeJS.Process
   }
 }
 
+/** Some containers have no IPv6 loopback; the IPv6 tests pass vacuously there (with a log line). */
+let ipv6Probe: Promise<boolean> | undefined
+function hasIpv6Loopback(): Promise<boolean> {
+  ipv6Probe ??= new Promise((resolve) => {
+    const socket = createSocket('udp6')
+    socket.once('error', () => {
+      socket.close()
+      resolve(false)
+    })
+    socket.bind(0, '::1', () => {
+      socket.close()
+      resolve(true)
+    })
+  })
+  return ipv6Probe
+}
 /** A UDP socket that receives and never answers. */
 async function silentPeer(t: ExecutionContext): Promise<string> {
   const socket = createSocket('udp4')
@@ -138,7 +161,7 @@ for (const backend of BACKENDS) {
     t.deepEqual(JSON.parse(echo.stdout), [true, JSON.parse(value)])
 
     t.regex(await server.stderrMatching(/backend\)/), new RegExp(`\\(${backend} backend\\)`))
-    t.is(await server.stop('SIGINT'), 0)
+    t.is(await server.stop('SIGINT'), cleanExit)
   })
 
   test(`[${backend}] ping prints round-trip times; SIGTERM closes serve cleanly`, async (t) => {
@@ -148,7 +171,7 @@ for (const backend of BACKENDS) {
     const lines = r.stdout.trim().split('\n')
     t.is(lines.length, 2)
     for (const line of lines) t.regex(line, new RegExp(`^pong from ${server.address.replace(/\./g, '\\.')}: time=\\d+\\.\\d{3} ms$`))
-    t.is(await server.stop('SIGTERM'), 0)
+    t.is(await server.stop('SIGTERM'), cleanExit)
   })
 
   test(`[${backend}] an error reply prints [false, null, failure] and exits 1`, async (t) => {
@@ -172,12 +195,17 @@ for (const backend of BACKENDS) {
   })
 
   test(`[${backend}] IPv6: serve --host ::1 prints [::1]:port and call reaches it`, async (t) => {
+    if (!(await hasIpv6Loopback())) {
+      t.log('no IPv6 loopback here: not tested')
+      t.pass()
+      return
+    }
     const server = await serve(t, ['--host', '::1', '--backend', backend])
     t.regex(server.address, /^\[::1\]:\d+$/)
     const r = await run(['call', server.address, 'echo', '[1,"a"]', '--backend', backend, ...SLOW_OK])
     t.is(r.code, EXIT.ok, r.stderr)
     t.is(r.stdout, '[true,[1,"a"]]\n')
-    t.is(await server.stop(), 0)
+    t.is(await server.stop(), cleanExit)
   })
 }
 
@@ -202,7 +230,7 @@ test('serve --stats-interval prints stats as JSON lines, and once more on shutdo
   }
   t.is(stats.responsesSent, 1)
   t.is(typeof stats.dropped, 'object')
-  t.is(await server.stop(), 0)
+  t.is(await server.stop(), cleanExit)
 })
 
 test('--backend auto runs on pure when the addon cannot load; --backend native then fails with exit 4', async (t) => {

@@ -441,28 +441,40 @@ function find(rows, system, inflight) {
   return rows.find((r) => r.system === system && r.inflight === inflight) || null
 }
 
-function ratios(rows, memory, cfg) {
+/**
+ * The issue's ratios. Each is taken per round, between windows measured a few
+ * seconds apart under the same foreign load, and the median of those is reported.
+ */
+function ratios(results, memory, cfg) {
+  const rows = results.flatMap((r) => r.rows)
   const at = cfg.levels.includes(256) ? 256 : Math.max(...cfg.levels)
   const low = Math.min(...cfg.levels)
   const rate = (s, l = at) => find(rows, s, l)?.callsPerSec ?? null
   const div = (a, b) => (a !== null && b !== null && b > 0 ? a / b : null)
+  const runsOf = (s, l) => results.find((r) => r.key === s)?.runs?.[l] ?? null
+  const paired = (a, b, l = at, metric = 'callsPerSec') => {
+    const A = runsOf(a, l)
+    const B = runsOf(b, l)
+    if (!A || !B) return null
+    return median(Array.from({ length: Math.min(A.length, B.length) }, (_, i) => div(A[i][metric], B[i][metric])))
+  }
   const nat = find(rows, 'native', at)
   const jsPeers = ['krpc', 'dht'].map((s) => ({ s, r: rate(s) })).filter((x) => x.r !== null)
   const best = jsPeers.sort((a, b) => b.r - a.r)[0] || null
   const out = []
   const add = (name, value, target, pass, note = '') => out.push({ name, value, target, verdict: value === null ? 'n/a' : pass === null ? 'info' : pass ? 'PASS' : 'MISS', note })
-  let v = div(rate('native'), rate('pure'))
+  let v = paired('native', 'pure')
   add(`native↔native / pure↔pure calls/s at ${at} in flight`, v, '≥ 2', v === null ? null : v >= 2)
-  v = div(rate('native'), best?.r ?? null)
+  v = best ? paired('native', best.s) : null
   add(`native / best JS peer (${best ? SYSTEMS.find((x) => x.key === best.s).label : 'none'}) at ${at}`, v, '≥ 1.5', v === null ? null : v >= 1.5)
   const np50 = find(rows, 'native', low)?.p50 ?? null
   const fp50 = find(rows, 'dgram', low)?.p50 ?? null
-  v = div(np50, fp50)
+  v = paired('native', 'dgram', low, 'p50')
   add(`native p50 / node:dgram floor p50 at ${low} in flight`, v, 'info', null, np50 !== null && fp50 !== null ? `${fmt(np50)} µs vs ${fmt(fp50)} µs` : '')
-  v = div(rate('native'), rate('rust'))
+  v = paired('native', 'rust')
   const clean = nat ? nat.timeouts === 0 && nat.rcvbufDrops === 0 : false
   add(`native / Rust echo at ${at}, with 0 timeouts and 0 rcvbuf drops`, v, '≥ 0.5', v === null ? null : v >= 0.5 && clean, nat ? `timeouts ${nat.timeouts}, rcvbuf drops ${nat.rcvbufDrops}` : '')
-  v = div(rate('pure'), rate('dgram'))
+  v = paired('pure', 'dgram')
   add(`pure↔pure / node:dgram floor at ${at}`, v, '≥ 0.8', v === null ? null : v >= 0.8)
   for (const b of ['native', 'pure']) {
     const m = memory?.[b]
@@ -540,7 +552,7 @@ function markdown(env, cfg, results, memory, timers, rs) {
     }
     L.push('')
   }
-  L.push('**Targets (issue 7)** — from this run:')
+  L.push(`**Targets (issue 7)** — from this run; each ratio is the median of its per-round ratios (the two windows of a round are seconds apart, under the same foreign load):`)
   L.push('')
   L.push('| ratio | value | target | verdict |')
   L.push('|---|---:|---|---|')
@@ -632,7 +644,6 @@ async function main() {
     console.log(`\nmedians of ${cfg.rounds} rounds:`)
     for (const res of results) for (const r of res.rows) log(r)
   }
-  const rows = results.flatMap((r) => r.rows)
 
   let memory = null
   let timers = null
@@ -650,7 +661,7 @@ async function main() {
     }
   }
 
-  const rs = ratios(rows, memory, cfg)
+  const rs = ratios(results, memory, cfg)
   console.log('\ntargets (issue 7):')
   for (const r of rs) console.log(`  ${r.verdict.padEnd(4)}  ${r.name}: ${ratioValue(r)} (target ${r.target})${r.note ? ` — ${r.note}` : ''}`)
 

@@ -12,6 +12,7 @@ export type {
   Stats,
 } from './protocol'
 export type { BackendChoice } from './loader'
+export type { WireDropReason } from './transport'
 export { nativeBackend } from './loader'
 export {
   RPCError,

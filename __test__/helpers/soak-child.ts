@@ -9,7 +9,7 @@
 import { RPCProtocol, type BackendName } from '../../src/index'
 
 const backend = process.argv[2] as BackendName
-const CALLS = Number(process.argv[3] ?? 1_000_000)
+const CALLS = Number(process.argv[3] === 'busy' ? 0 : process.argv[3] ?? 1_000_000)
 const IN_FLIGHT = Number(process.argv[4] ?? 256)
 const WARMUP = Math.min(100_000, CALLS / 10)
 const collect = (globalThis as any).gc as () => void
@@ -58,7 +58,7 @@ async function main() {
   }
   await Promise.all(Array.from({ length: IN_FLIGHT }, worker))
   const elapsed = performance.now() - started
-  samples.push({ calls: CALLS, rssMB: await settledRss() })
+  samples.push({ calls: CALLS, rssMB: await settledRss(), heapMB: process.memoryUsage().heapTotal / 2 ** 20, extMB: process.memoryUsage().external / 2 ** 20 })
   const c = client.stats()
   const s = server.stats()
   const result = {
@@ -80,7 +80,23 @@ async function main() {
   // nothing else: no process.exit(), no timers; the process must end by itself
 }
 
-main().catch((err) => {
+/** close() with calls outstanding and a handler that never settles: the calls settle 'closed' and the process still exits. */
+async function closeWhileBusy() {
+  const server = new RPCProtocol({ backend }).handle('hang', () => new Promise(() => {}))
+  const client = new RPCProtocol({ backend, waitTimeout: 60 })
+  const address = await server.listen(0, '127.0.0.1')
+  await client.listen(0, '127.0.0.1')
+  const calls = Array.from({ length: 100 }, () => client.callRemote(address, 'hang', []))
+  while (server.stats().handlersRunning < 100) await new Promise((r) => setTimeout(r, 5))
+  await client.close()
+  await server.close()
+  const results = await Promise.all(calls)
+  const closed = results.filter((r) => !r[0] && r[2].code === 'closed').length
+  process.stdout.write(JSON.stringify({ closedCalls: closed, handlersRunning: server.stats().handlersRunning }) + '\n')
+  process.stdout.write(JSON.stringify({ closed: true, at: Date.now() }) + '\n')
+}
+
+;(process.argv[3] === 'busy' ? closeWhileBusy() : main()).catch((err) => {
   console.error(err)
   process.exitCode = 1
 })
