@@ -25,7 +25,8 @@ const TICK_MS = 10
 
 interface Outstanding extends WheelNode {
   key: number
-  id: Buffer
+  /** The request as sent; its bytes 1..21 are the id an answer must carry. */
+  datagram: Buffer
   token: number
   host: string
   port: number
@@ -50,6 +51,10 @@ export class PureTransport implements Transport {
   private readonly log = new RateLimitedLog()
   private idPool = Buffer.alloc(0)
   private idPos = 0
+  // The last host routed, memoised: most traffic goes to few peers, and isIP is a regex.
+  private lastHost = ''
+  private lastTarget = ''
+  private lastCanonical = ''
   private readonly counters = {
     requestsSent: 0,
     requestsReceived: 0,
@@ -100,18 +105,21 @@ export class PureTransport implements Transport {
   }
 
   call(host: string, port: number, body: Buffer, len: number, timeoutMs: number, token: number): void {
-    const target = this.target(host)
+    this.route(host)
+    // dgram keeps the buffer until the send completes, so each datagram is its own copy.
+    const datagram = Buffer.allocUnsafe(HEADER + len)
+    datagram[0] = REQUEST
     let key: number
-    let id: Buffer
     do {
-      id = this.nextId()
-      key = id.readUInt32BE(0) >>> 2
+      this.writeId(datagram)
+      key = datagram.readUInt32BE(1) >>> 2
     } while (this.table.has(key))
+    body.copy(datagram, HEADER, 0, len)
     const entry: Outstanding = {
       key,
-      id,
+      datagram,
       token,
-      host: canonicalHost(host),
+      host: this.lastCanonical,
       port,
       deadline: performance.now() + timeoutMs,
       wheelPrev: null,
@@ -122,12 +130,13 @@ export class PureTransport implements Transport {
     this.wheel.insert(entry)
     if (this.timer === null) this.startTimer()
     this.counters.requestsSent++
-    this.send(REQUEST, id, body, len, port, target)
+    this.socket!.send(datagram, port, this.lastTarget, this.onSent)
   }
 
   reply(id: Buffer, host: string, port: number, body: Buffer, len: number): void {
+    this.route(host)
     this.counters.responsesSent++
-    this.send(RESPONSE, id, body, len, port, this.target(host))
+    this.send(RESPONSE, id, body, len, port)
   }
 
   replyError(id: Buffer, host: string, port: number, code: string, message: string): void {
@@ -136,8 +145,9 @@ export class PureTransport implements Transport {
     const c = fitUtf8(code, budget - 1)
     const m = fitUtf8(message, budget - strHeaderLen(Buffer.byteLength(c)) - Buffer.byteLength(c))
     const len = this.errorEncoder.encode([c, m])
+    this.route(host)
     this.counters.errorsSent++
-    this.send(ERROR, id, this.errorEncoder.bytes, len, port, this.target(host))
+    this.send(ERROR, id, this.errorEncoder.bytes, len, port)
   }
 
   close(): void {
@@ -173,23 +183,30 @@ export class PureTransport implements Transport {
     return { ...this.counters, outstanding: this.table.size, dropped: { ...this.dropped }, recvBufferSize, sendBufferSize }
   }
 
-  /** The address to send to: an IPv4 peer is reached from a dual-stack IPv6 socket through its mapped form. */
-  private target(host: string): string {
+  /**
+   * Sets lastTarget (where to send: an IPv4 peer is reached from a dual-stack
+   * IPv6 socket through its mapped form) and lastCanonical (how answers from it
+   * are recognised) for `host`.
+   */
+  private route(host: string): void {
+    if (host === this.lastHost) return
     // IP literals only, as on the native backend: a DNS lookup per call has no place on a DHT's hot path.
     const family = isIP(host)
     if (family === 0) throw new RPCArgumentError(`host must be an IP address literal, got ${JSON.stringify(host)}`)
-    if (this.v6) return family === 6 ? host : '::ffff:' + host
-    if (family === 6) throw new RPCArgumentError(`cannot reach IPv6 peer ${host} from a socket bound to IPv4`)
-    return host
+    if (family === 6 && !this.v6) throw new RPCArgumentError(`cannot reach IPv6 peer ${host} from a socket bound to IPv4`)
+    this.lastTarget = this.v6 && family === 4 ? '::ffff:' + host : host
+    this.lastCanonical = family === 6 ? canonicalHost(host) : host
+    this.lastHost = host
   }
 
-  private send(type: number, id: Buffer, body: Buffer, len: number, port: number, host: string) {
+  /** Sends an answer to `port` at the host last routed. */
+  private send(type: number, id: Buffer, body: Buffer, len: number, port: number) {
     // dgram keeps the buffer until the send completes, so each datagram gets its own copy.
-    const dgram = Buffer.allocUnsafe(HEADER + len)
-    dgram[0] = type
-    id.copy(dgram, 1, 0, 20)
-    body.copy(dgram, HEADER, 0, len)
-    this.socket!.send(dgram, port, host, this.onSent)
+    const datagram = Buffer.allocUnsafe(HEADER + len)
+    datagram[0] = type
+    id.copy(datagram, 1, 0, 20)
+    body.copy(datagram, HEADER, 0, len)
+    this.socket!.send(datagram, port, this.lastTarget, this.onSent)
   }
 
   // Without a callback node:dgram discards send errors (EACCES, EINVAL, ENOBUFS...) silently.
@@ -197,15 +214,15 @@ export class PureTransport implements Transport {
     if (err) this.drop('sendFailed', err.message)
   }
 
-  private nextId(): Buffer {
+  /** Random id bytes into datagram[1..21]. */
+  private writeId(datagram: Buffer) {
     if (this.idPos + 20 > this.idPool.length) {
       // One randomFillSync per 204 ids: the entropy syscall is the costly part.
       this.idPool = randomFillSync(Buffer.allocUnsafeSlow(4080))
       this.idPos = 0
     }
-    const id = this.idPool.subarray(this.idPos, this.idPos + 20)
+    this.idPool.copy(datagram, 1, this.idPos, this.idPos + 20)
     this.idPos += 20
-    return id
   }
 
   private startTimer() {
@@ -250,9 +267,9 @@ export class PureTransport implements Transport {
     if (type === ERROR && !(Array.isArray(body) && body.length === 2 && typeof body[0] === 'string' && typeof body[1] === 'string'))
       return this.drop('badRequest', `error reply from ${rinfo.address}:${rinfo.port} is not [code, message]`)
     const entry = this.table.get(msg.readUInt32BE(1) >>> 2)
-    if (entry === undefined || msg.compare(entry.id, 0, 20, 1, HEADER) !== 0)
+    if (entry === undefined || msg.compare(entry.datagram, 1, HEADER, 1, HEADER) !== 0)
       return this.drop('unmatchedResponse', `unknown, late or duplicate id from ${rinfo.address}:${rinfo.port}`)
-    if (this.options.checkSender && (entry.port !== rinfo.port || entry.host !== canonicalHost(fromMappedV4(rinfo.address))))
+    if (this.options.checkSender && (entry.port !== rinfo.port || entry.host !== senderHost(rinfo)))
       return this.drop('wrongSender', `answer for ${entry.host}:${entry.port} came from ${rinfo.address}:${rinfo.port}`)
     this.table.delete(entry.key)
     this.wheel.remove(entry)
@@ -278,4 +295,9 @@ function fitUtf8(s: string, budget: number): string {
   while (len > 0 && strHeaderLen(len) + len > budget) len--
   while (len > 0 && len < bytes.length && (bytes[len] & 0xc0) === 0x80) len--
   return bytes.toString('utf8', 0, len)
+}
+
+/** A sender's host as route() spells it, for the sender check. */
+function senderHost(rinfo: RemoteInfo): string {
+  return rinfo.family === 'IPv4' ? rinfo.address : canonicalHost(fromMappedV4(rinfo.address))
 }
