@@ -35,7 +35,7 @@ const HELP = `usage: node bench/run.cjs [options]        (npm run bench -- [opti
   --duration=MS        measured window per level per round (default 1000)      env BENCH_DURATION_MS
   --warmup=MS          warm-up before each window (default 300; quick 200)     env BENCH_WARMUP_MS
   --levels=1,64,...    calls kept in flight (default 1,64,256,1024)             env BENCH_LEVELS
-  --systems=a,b,...    subset of: ${'native,pure,native-pure,dgram,krpc,dht,python,rust'}   env BENCH_SYSTEMS
+  --systems=a,b,...    subset of: ${'native,native-thread,pure,native-pure,dgram,krpc,dht,python,rust'}   env BENCH_SYSTEMS
   --timeout=MS         per-call timeout of the throughput runs (default 1000)
   --outstanding=N      calls held for the memory measurement (default 100000; quick 10000)
   --timer-calls=N      calls timed out for the timer measurement (default 10000)
@@ -95,6 +95,13 @@ function parseArgs(argv) {
 const node = (system) => ({ kind: 'node', system })
 const SYSTEMS = [
   { key: 'native', label: 'rpcudp native↔native', server: node('native'), client: node('native'), needs: 'native' },
+  {
+    key: 'native-thread',
+    label: "rpcudp native↔native, nativeIo: 'thread'",
+    server: node('native-thread'),
+    client: node('native-thread'),
+    needs: 'native',
+  },
   { key: 'pure', label: 'rpcudp pure↔pure', server: node('pure'), client: node('pure') },
   { key: 'native-pure', label: 'rpcudp native client → pure server', server: node('pure'), client: node('native'), needs: 'native' },
   { key: 'dgram', label: 'node:dgram floor (hand-written)', server: node('dgram'), client: node('dgram') },
@@ -470,7 +477,7 @@ function ratios(results, memory, cfg) {
   const np50 = find(rows, 'native', low)?.p50 ?? null
   const fp50 = find(rows, 'dgram', low)?.p50 ?? null
   v = paired('native', 'dgram', low, 'p50')
-  add(`native p50 / node:dgram floor p50 at ${low} in flight`, v, 'info', null, np50 !== null && fp50 !== null ? `${fmt(np50)} µs vs ${fmt(fp50)} µs` : '')
+  add(`native p50 / node:dgram floor p50 at ${low} in flight`, v, 'info', null, np50 !== null && fp50 !== null ? `row medians ${fmt(np50)} µs vs ${fmt(fp50)} µs` : '')
   v = paired('native', 'rust')
   const clean = nat ? nat.timeouts === 0 && nat.rcvbufDrops === 0 : false
   add(`native / Rust echo at ${at}, with 0 timeouts and 0 rcvbuf drops`, v, '≥ 0.5', v === null ? null : v >= 0.5 && clean, nat ? `timeouts ${nat.timeouts}, rcvbuf drops ${nat.rcvbufDrops}` : '')

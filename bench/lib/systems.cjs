@@ -39,20 +39,20 @@ function bindDgram() {
 
 // ---------------------------------------------------------------- rpcudp
 
-function rpcudpServer(backend) {
+function rpcudpServer(backend, nativeIo) {
   return async () => {
     const { RPCProtocol } = rpcudp()
-    const proto = new RPCProtocol({ backend })
+    const proto = new RPCProtocol({ backend, nativeIo })
     proto.handle('echo', (_sender, value) => value)
     const [, port] = await proto.listen(0, HOST)
     return { port, close: () => proto.close(), stats: () => proto.stats() }
   }
 }
 
-function rpcudpClient(backend) {
+function rpcudpClient(backend, nativeIo) {
   return async (port, { timeoutMs }) => {
     const { RPCProtocol } = rpcudp()
-    const proto = new RPCProtocol({ backend, waitTimeout: timeoutMs / 1000 })
+    const proto = new RPCProtocol({ backend, nativeIo, waitTimeout: timeoutMs / 1000 })
     await proto.listen(0, HOST)
     const address = [HOST, port]
     const args = [PAYLOAD] // encoded synchronously by callRemote, so one array serves every call
@@ -191,6 +191,7 @@ async function dhtClient(port, { maxInflight }) {
 /** Node systems by name: [server factory, client factory]. */
 const SYSTEMS = {
   native: [rpcudpServer('native'), rpcudpClient('native')],
+  'native-thread': [rpcudpServer('native', 'thread'), rpcudpClient('native', 'thread')],
   pure: [rpcudpServer('pure'), rpcudpClient('pure')],
   dgram: [dgramServer, dgramClient],
   krpc: [krpcServer, krpcClient],
