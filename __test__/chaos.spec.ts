@@ -3,6 +3,7 @@
  * and delays/reorders a third of them: every call settles exactly once, every
  * answer is its own call's, every failure is a timeout on time.
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { RPCProtocol, type CallResult } from '../src/index'
 import { eachBackendSerial, listening } from './helpers/backends'
 import { ChaosRelay } from './helpers/chaos-relay'
@@ -28,6 +29,10 @@ eachBackendSerial('10 000 calls through loss, duplication, reordering and jitter
   const HUNG = Symbol('hung')
   const outcomes: { n: number; nonce: string; r: CallResult<any> | typeof HUNG; ms: number }[] = []
   let next = 0
+  // how late the event loop itself runs (other test files share these two cores): a timeout
+  // cannot be delivered to JavaScript sooner than the loop gets round to it
+  const loopDelay = monitorEventLoopDelay({ resolution: 5 })
+  loopDelay.enable()
   const started = performance.now()
   await Promise.all(
     Array.from({ length: IN_FLIGHT }, async () => {
@@ -46,11 +51,14 @@ eachBackendSerial('10 000 calls through loss, duplication, reordering and jitter
     }),
   )
   const elapsed = performance.now() - started
+  loopDelay.disable()
+  const maxLoopDelayMs = loopDelay.max / 1e6
 
   let ok = 0
   let timedOut = 0
   let wrongValue = 0
   let late = 0
+  let lateBeyondLoop = 0
   let early = 0
   let otherFailure = 0
   let hung = 0
@@ -64,11 +72,12 @@ eachBackendSerial('10 000 calls through loss, duplication, reordering and jitter
       timedOut++
       slowest = Math.max(slowest, ms)
       if (ms > WAIT * 1000 + 100) late++
+      if (ms > WAIT * 1000 + 100 + maxLoopDelayMs) lateBeyondLoop++
       if (ms < WAIT * 1000 - 1) early++
     } else otherFailure++
   }
   const s = client.stats()
-  const figures = { backend, elapsedMs: Math.round(elapsed), ok, timedOut, slowestTimeoutMs: Math.round(slowest), relay: relay.counts, client: { responsesReceived: s.responsesReceived, timeouts: s.timeouts, dropped: s.dropped }, serverRequests: server.stats().requestsReceived }
+  const figures = { backend, elapsedMs: Math.round(elapsed), ok, timedOut, slowestTimeoutMs: Math.round(slowest), lateOver100ms: late, maxLoopDelayMs: Math.round(maxLoopDelayMs), relay: relay.counts, client: { responsesReceived: s.responsesReceived, timeouts: s.timeouts, dropped: s.dropped }, serverRequests: server.stats().requestsReceived }
   t.log(JSON.stringify(figures))
 
   t.is(outcomes.length, CALLS)
@@ -77,7 +86,9 @@ eachBackendSerial('10 000 calls through loss, duplication, reordering and jitter
   t.is(wrongValue, 0, "answers carrying another call's value")
   t.is(otherFailure, 0, 'failures other than timeouts')
   t.is(early, 0, 'timeouts before waitTimeout')
-  t.is(late, 0, 'timeouts later than waitTimeout + 100 ms')
+  // within waitTimeout + 100 ms; on a starved machine, late by no more than the event loop itself was
+  t.is(lateBeyondLoop, 0, 'timeouts later than waitTimeout + 100 ms + the worst event-loop delay')
+  t.true(late <= CALLS / 100, `${late} timeouts later than waitTimeout + 100 ms`)
   t.is(ok + timedOut, CALLS)
   // each call settled once at the transport too: one answer or one timeout, never both
   t.is(s.responsesReceived, ok)

@@ -9,11 +9,11 @@ failed=0
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
-# ava's closing lines: "  12 tests passed", "  1 test failed", "  2 uncaught exceptions", ...
+# ava runs with --tap, whose closing lines are "# pass N" and "# fail N".
 count_ava() {
   local status=$1 p f
-  p=$(grep -Eo '^\s+[0-9]+ tests? passed' "$log" | grep -Eo '[0-9]+' | tail -1)
-  f=$(grep -Eo '^\s+[0-9]+ (tests? failed|known failures?|uncaught exceptions?|unhandled rejections?|tests? remained pending|timeouts?)' "$log" | grep -Eo '^\s*[0-9]+' | awk '{s+=$1} END {print s+0}')
+  p=$(grep -Eo '^# pass [0-9]+' "$log" | grep -Eo '[0-9]+' | tail -1)
+  f=$(grep -Eo '^# fail [0-9]+' "$log" | grep -Eo '[0-9]+' | tail -1)
   p=${p:-0}; f=${f:-0}
   if [ "$status" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
   passed=$((passed + p)); failed=$((failed + f))
@@ -41,11 +41,11 @@ cargo test -p rpcudp-core --release 2>&1 | tee "$log"
 count_cargo "${PIPESTATUS[0]}" "cargo test"
 
 echo "== ava (every spec; each behaviour on the native and the pure backend)"
-npx ava 2>&1 | tee "$log"
+npx ava --tap 2>&1 | tee "$log"
 count_ava "${PIPESTATUS[0]}" "ava"
 
 echo "== ava, native backend receiving on the runtime thread (nativeIo: 'thread')"
-RPCUDP_NATIVE_IO=thread npx ava __test__/protocol.spec.ts __test__/hostile.spec.ts --match '[native]*' 2>&1 | tee "$log"
+RPCUDP_NATIVE_IO=thread npx ava __test__/protocol.spec.ts __test__/hostile.spec.ts --match '[native]*' --tap 2>&1 | tee "$log"
 count_ava "${PIPESTATUS[0]}" "ava (nativeIo thread)"
 
 echo "== typecheck (src, tests, examples, bench)"

@@ -69,7 +69,14 @@ pub struct EventQueue {
     buf: Mutex<EventBuf>,
     scheduled: AtomicBool,
     waker: Box<dyn Wake>,
+    /// Told by `take`, for a driver that stopped reading because the backlog was full.
+    drained: Notify,
 }
+
+/// Past this many bytes of events waiting for the consumer the driver stops
+/// reading, so a flood backs up in the kernel's receive buffer (and is dropped
+/// there) instead of growing this queue without bound.
+const MAX_BACKLOG: usize = 4 << 20;
 
 impl EventQueue {
     fn new(waker: Box<dyn Wake>) -> Self {
@@ -77,6 +84,7 @@ impl EventQueue {
             buf: Mutex::new(EventBuf::default()),
             scheduled: AtomicBool::new(false),
             waker,
+            drained: Notify::new(),
         }
     }
 
@@ -85,7 +93,9 @@ impl EventQueue {
         // Clear the flag before taking: an event pushed in between schedules
         // another wake-up (which may find nothing) instead of being stranded.
         self.scheduled.store(false, Ordering::SeqCst);
-        lock(&self.buf).take()
+        let events = lock(&self.buf).take();
+        self.drained.notify_one();
+        events
     }
 
     fn push(&self, f: impl FnOnce(&mut EventBuf)) {
@@ -412,6 +422,7 @@ async fn drive(shared: Arc<Shared>, io: Option<UdpSocket>) {
     let mut inbox = Inbox::new(MAX_DATAGRAM + 1);
     let mut expired = Vec::new();
     loop {
+        let backlogged = lock(&shared.events.buf).byte_len() >= MAX_BACKLOG;
         let next = lock(&shared.endpoint).next_deadline();
         let at = next.map_or(u64::MAX, |d| {
             d.saturating_duration_since(shared.epoch).as_nanos() as u64
@@ -432,7 +443,8 @@ async fn drive(shared: Arc<Shared>, io: Option<UdpSocket>) {
                 cv.notify_all();
                 return;
             }
-            r = readable(&io) => {
+            _ = shared.events.drained.notified(), if backlogged => {}
+            r = readable(&io), if !backlogged => {
                 if r.is_err() {
                     return;
                 }

@@ -109,6 +109,22 @@ fn too_deep() {
     assert_eq!(request(&req), Err(TooDeep));
 }
 
+/// At one container header the count is checked against the bytes before the
+/// depth; the TypeScript decoder (src/codec.ts) checks in the same order, so
+/// both backends count such a datagram the same way (__test__/hostile.spec.ts).
+#[test]
+fn short_count_beats_depth() {
+    let mut v = vec![0x91; 33]; // the 33rd array claims an element that is not there
+    assert_eq!(response(&v), Err(Malformed));
+    v.truncate(32);
+    v.push(0x81); // a map at depth 33 claiming a pair that is not there
+    assert_eq!(response(&v), Err(Malformed));
+    v.push(0x01); // still short: one byte for a pair
+    assert_eq!(response(&v), Err(Malformed));
+    v.push(0x01); // the bytes are there: now it is the depth
+    assert_eq!(response(&v), Err(TooDeep));
+}
+
 #[test]
 fn unsupported_type() {
     let cases: &[&[u8]] = &[
