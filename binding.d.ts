@@ -54,4 +54,6 @@ export interface NativeStats {
   dropped: Record<string, number>
   recvBufferSize: number
   sendBufferSize: number
+  /** Heap bytes of the core's outstanding-call table (not in the JS heap; for benchmarks). */
+  tableBytes: number
 }

@@ -408,7 +408,7 @@ async function measureMemory(backends, cfg, blackhole) {
     try {
       out[backend] = await runMemTimer('memory', backend, cfg, blackhole.port)
       const p = out[backend].perCall
-      console.log(`memory ${backend}: ${fmt(liveBytes(p), 0)} B live, ${fmt(p.rss, 0)} B RSS, ${fmt(p.heapUsed, 0)} B JS heap, ${fmt(p.heapTotal, 0)} B heap committed, ${fmt(p.external, 0)} B external per outstanding call`)
+      console.log(`memory ${backend}: ${fmt(liveBytes(p), 0)} B live, ${fmt(p.rss, 0)} B RSS, ${fmt(p.heapUsed, 0)} B JS heap, ${fmt(p.heapTotal, 0)} B heap committed, ${fmt(p.external, 0)} B external, ${fmt(p.native ?? 0, 0)} B Rust table per outstanding call`)
     } catch (err) {
       out[backend] = { error: err.message }
       console.log(`memory ${backend}: FAILED ${err.message}`)
@@ -486,18 +486,18 @@ function ratios(results, memory, cfg) {
   for (const b of ['native', 'pure']) {
     const m = memory?.[b]
     v = m && m.perCall ? liveBytes(m.perCall) : null
-    add(`bytes per outstanding call, ${b} (${fmt(cfg.outstanding, 0)} outstanding)`, v, '≤ 300', v === null ? null : v <= 300, m?.perCall ? `live bytes; RSS ${fmt(m.perCall.rss, 0)}, JS heap ${fmt(m.perCall.heapUsed, 0)}, external ${fmt(m.perCall.external, 0)}; a bare Map entry + promise: ${memory.floor?.perCall ? fmt(liveBytes(memory.floor.perCall), 0) : '–'}` : '')
+    add(`bytes per outstanding call, ${b} (${fmt(cfg.outstanding, 0)} outstanding)`, v, '≤ 300', v === null ? null : v <= 300, m?.perCall ? `live bytes; RSS ${fmt(m.perCall.rss, 0)}, JS heap ${fmt(m.perCall.heapUsed, 0)}, external ${fmt(m.perCall.external, 0)}, Rust table ${fmt(m.perCall.native ?? 0, 0)}; a bare Map entry + promise: ${memory.floor?.perCall ? fmt(liveBytes(memory.floor.perCall), 0) : '–'}` : '')
   }
   return out
 }
 
 /**
  * Bytes an outstanding call keeps alive: JS heap objects, external buffers, and
- * resident memory outside the V8 heap (the Rust table for native). V8's own
- * slack (committed but unused heap) is left out: it is GC policy, not per call.
+ * (native) the Rust table's heap bytes as the core reports them. V8's own slack
+ * (committed but unused heap) is left out: it is GC policy, not per call.
  */
 function liveBytes(p) {
-  return p.heapUsed + p.external + Math.max(0, p.rss - p.heapTotal - p.external)
+  return p.heapUsed + p.external + (p.native ?? 0)
 }
 
 function ratioValue(r) {
@@ -538,13 +538,13 @@ function markdown(env, cfg, results, memory, timers, rs) {
   L.push('![calls/s against calls in flight](chart.svg)')
   L.push('')
   if (memory) {
-    L.push(`**Memory** — ${fmt(cfg.outstanding, 0)} calls outstanding to a socket that never answers (waitTimeout 3600 s), fresh process with --expose-gc, after a warm-up and forced GCs; change per call. *Live* = JS heap used + external + max(0, RSS − heap committed − external): what the calls keep alive, the Rust table included, without V8's committed-but-unused heap (RSS shows that cost too):`)
+    L.push(`**Memory** — ${fmt(cfg.outstanding, 0)} calls outstanding to a socket that never answers (waitTimeout 3600 s), fresh process with --expose-gc, after a warm-up and forced GCs; change per call. *Live* = JS heap used + external + the Rust table's heap bytes (native; reported by the core, since RSS cannot isolate it): what the calls keep alive, without V8's committed-but-unused heap (RSS shows that cost too):`)
     L.push('')
-    L.push('| backend | live B/call | RSS B/call | JS heap used B/call | heap committed B/call | external B/call | outstanding seen by stats() |')
-    L.push('|---|---:|---:|---:|---:|---:|---:|')
+    L.push('| backend | live B/call | RSS B/call | JS heap used B/call | heap committed B/call | external B/call | Rust table B/call | outstanding seen by stats() |')
+    L.push('|---|---:|---:|---:|---:|---:|---:|---:|')
     for (const [b, m] of Object.entries(memory)) {
-      if (m.error) L.push(`| ${b} | failed: ${oneLine(m.error)} | | | | | |`)
-      else L.push(`| ${b === 'floor' ? 'reference: Map entry + promise per call, no socket' : b} | ${fmt(liveBytes(m.perCall), 0)} | ${fmt(m.perCall.rss, 0)} | ${fmt(m.perCall.heapUsed, 0)} | ${fmt(m.perCall.heapTotal, 0)} | ${fmt(m.perCall.external, 0)} | ${fmt(m.reportedOutstanding, 0)} |`)
+      if (m.error) L.push(`| ${b} | failed: ${oneLine(m.error)} | | | | | | |`)
+      else L.push(`| ${b === 'floor' ? 'reference: Map entry + promise per call, no socket' : b} | ${fmt(liveBytes(m.perCall), 0)} | ${fmt(m.perCall.rss, 0)} | ${fmt(m.perCall.heapUsed, 0)} | ${fmt(m.perCall.heapTotal, 0)} | ${fmt(m.perCall.external, 0)} | ${fmt(m.perCall.native ?? 0, 0)} | ${fmt(m.reportedOutstanding, 0)} |`)
     }
     L.push('')
   }

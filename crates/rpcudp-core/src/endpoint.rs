@@ -207,6 +207,12 @@ impl Endpoint {
         self.table.len()
     }
 
+    /// Heap bytes the table of outstanding calls holds (for memory accounting:
+    /// this memory is invisible to a JavaScript heap snapshot).
+    pub fn table_bytes(&self) -> usize {
+        self.table.heap_bytes()
+    }
+
     pub fn stats(&self) -> &Stats {
         &self.stats
     }

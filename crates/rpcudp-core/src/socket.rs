@@ -58,6 +58,8 @@ impl Default for SocketOptions {
 pub struct SocketStats {
     pub stats: Stats,
     pub outstanding: usize,
+    /// Heap bytes of the outstanding-call table (see [`Endpoint::table_bytes`]).
+    pub table_bytes: usize,
     pub recv_buffer: usize,
     pub send_buffer: usize,
 }
@@ -373,6 +375,7 @@ impl Socket {
         SocketStats {
             stats: ep.stats().clone(),
             outstanding: ep.outstanding(),
+            table_bytes: ep.table_bytes(),
             recv_buffer: self.shared.recv_buffer,
             send_buffer: self.shared.send_buffer,
         }

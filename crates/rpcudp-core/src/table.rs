@@ -81,6 +81,13 @@ impl Table {
         self.ids.clear();
     }
 
+    /// Heap bytes held by the table: the wheel's slab and slots, and the id map
+    /// (hashbrown: one control byte per bucket besides the entry).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        let buckets = (self.ids.capacity() * 8 / 7).next_power_of_two();
+        self.wheel.heap_bytes() + buckets * (std::mem::size_of::<(MsgId, Key)>() + 1)
+    }
+
     #[cfg(test)]
     pub(crate) fn capacities(&self) -> (usize, usize) {
         (self.wheel.capacity(), self.ids.capacity())

@@ -64,6 +64,15 @@ impl<T: Copy> Wheel<T> {
         self.nodes.capacity()
     }
 
+    /// Heap bytes held (allocated capacity, not just what is in use).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        self.nodes.capacity() * size_of::<Node<T>>()
+            + (self.heads.len() + self.tails.len()) * size_of::<u32>()
+            + self.occupied.len() * size_of::<u64>()
+            + self.due.capacity() * size_of::<(u64, usize, Key)>()
+    }
+
     /// Adds an entry due at tick `deadline` (a past deadline becomes due at the
     /// next expiry). `None` when the slab has run out of keys.
     pub(crate) fn insert(&mut self, deadline: u64, value: T) -> Option<Key> {

@@ -65,6 +65,8 @@ pub struct NativeStats {
     pub dropped: HashMap<String, f64>,
     pub recv_buffer_size: f64,
     pub send_buffer_size: f64,
+    /// Heap bytes of the core's outstanding-call table (not in the JS heap; for benchmarks).
+    pub table_bytes: f64,
 }
 
 #[napi]
@@ -260,6 +262,7 @@ impl NativeSocket {
             dropped,
             recv_buffer_size: s.recv_buffer as f64,
             send_buffer_size: s.send_buffer as f64,
+            table_bytes: s.table_bytes as f64,
         })
     }
 
