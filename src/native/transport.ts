@@ -97,6 +97,9 @@ export class NativeTransport implements Transport {
   private scheduleFlush() {
     if (!this.flushScheduled) {
       this.flushScheduled = true
+      // The turn's first datagram leaves at once, so a lone call waits for no
+      // loop phase; the rest of the turn's datagrams share one sendmmsg.
+      this.socket!.flush()
       setImmediate(this.flush)
     }
   }

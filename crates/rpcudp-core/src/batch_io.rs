@@ -125,6 +125,12 @@ impl Inbox {
         }
     }
 
+    /// Whether a read that returned `n` datagrams has emptied the socket: with
+    /// recvmmsg, any batch short of BATCH did (it takes all that is waiting).
+    pub fn emptied_by(n: usize) -> bool {
+        cfg!(target_os = "linux") && n < Self::BATCH
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], SocketAddr)> {
         (0..self.count).map(|i| (&self.bufs[i][..self.lens[i]], self.from[i]))
     }
