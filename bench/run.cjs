@@ -477,7 +477,7 @@ function ratios(results, memory, cfg) {
   const np50 = find(rows, 'native', low)?.p50 ?? null
   const fp50 = find(rows, 'dgram', low)?.p50 ?? null
   v = paired('native', 'dgram', low, 'p50')
-  add(`native p50 / node:dgram floor p50 at ${low} in flight`, v, 'info', null, np50 !== null && fp50 !== null ? `row medians ${fmt(np50)} µs vs ${fmt(fp50)} µs` : '')
+  add(`native p50 / node:dgram floor p50 at ${low} in flight`, v, '≤ 1 (no worse)', v === null ? null : v <= 1, np50 !== null && fp50 !== null ? `row medians ${fmt(np50)} µs vs ${fmt(fp50)} µs` : '')
   v = paired('native', 'rust')
   const clean = nat ? nat.timeouts === 0 && nat.rcvbufDrops === 0 : false
   add(`native / Rust echo at ${at}, with 0 timeouts and 0 rcvbuf drops`, v, '≥ 0.5', v === null ? null : v >= 0.5 && clean, nat ? `timeouts ${nat.timeouts}, rcvbuf drops ${nat.rcvbufDrops}` : '')
