@@ -54,10 +54,15 @@ export class NativeTransport implements Transport {
   private readonly log = new RateLimitedLog()
   /** Rust validated every body already; these count anything the JS decoder still refuses (a mapping bug). */
   private readonly jsDropped: Partial<Record<WireDropReason, number>> = {}
-  private flushScheduled = false
-  private readonly flush = () => {
-    this.flushScheduled = false
-    this.socket?.flush()
+  /** A datagram already left in this event-loop turn; the turn's later ones wait in the outbox. */
+  private turnOpen = false
+  private queued = 0
+  private readonly endTurn = () => {
+    this.turnOpen = false
+    if (this.queued > 0) {
+      this.queued = 0
+      this.socket?.flush()
+    }
   }
 
   constructor(
@@ -92,16 +97,19 @@ export class NativeTransport implements Transport {
     return [bound.host, bound.port]
   }
 
-  // Datagrams are queued in the core and leave together, one sendmmsg per
-  // event-loop turn: everything a batch of events (or a burst of calls) produces.
+  // Datagrams are queued in the core; all but the first of an event-loop turn
+  // leave together at its end (setImmediate), one sendmmsg for everything a
+  // batch of events or a burst of calls produced.
   private scheduleFlush() {
-    if (!this.flushScheduled) {
-      this.flushScheduled = true
-      // The turn's first datagram leaves at once, so a lone call waits for no
-      // loop phase; the rest of the turn's datagrams share one sendmmsg.
-      this.socket!.flush()
-      setImmediate(this.flush)
+    if (this.turnOpen) {
+      this.queued++
+      return
     }
+    // The turn's first datagram leaves at once, so a lone call waits for no
+    // loop phase; the rest of the turn's datagrams share one sendmmsg.
+    this.turnOpen = true
+    this.socket!.flush()
+    setImmediate(this.endTurn)
   }
 
   call(host: string, port: number, body: Buffer, len: number, timeoutMs: number, token: number): void {
