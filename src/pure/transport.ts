@@ -72,7 +72,7 @@ export class PureTransport implements Transport {
 
   bind(port: number, host: string, sink: TransportSink): Promise<Address> {
     this.v6 = isIPv6(host)
-    const socket = createSocket({ type: this.v6 ? 'udp6' : 'udp4', ipv6Only: false })
+    const socket = createSocket({ type: this.v6 ? 'udp6' : 'udp4', ipv6Only: false, lookup: literalLookup })
     this.socket = socket
     this.sink = sink
     return new Promise((resolve, reject) => {
@@ -300,4 +300,14 @@ function fitUtf8(s: string, budget: number): string {
 /** A sender's host as route() spells it, for the sender check. */
 function senderHost(rinfo: RemoteInfo): string {
   return rinfo.family === 'IPv4' ? rinfo.address : canonicalHost(fromMappedV4(rinfo.address))
+}
+
+/**
+ * node:dgram resolves the address of every send through dns.lookup, which for
+ * an IP literal still costs a regex and a nextTick. route() has already checked
+ * that every address is a literal, so answer at once.
+ */
+function literalLookup(host: string, family: unknown, callback: (err: null, address: string, family: number) => void) {
+  // dgram asks with the socket's family (4 or 6), and route() only hands it addresses of that family.
+  callback(null, host, family === 6 ? 6 : 4)
 }
