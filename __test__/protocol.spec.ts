@@ -285,3 +285,18 @@ test('RPCUDP_BACKEND overrides auto, and an explicit backend overrides RPCUDP_BA
   t.is(r.status, 0, r.stderr)
   t.deepEqual(JSON.parse(r.stdout), { auto: 'pure', native: 'native', pure: 'pure' })
 })
+
+eachBackend('a handler whose result has a throwing `then` getter fails like a throwing handler', async (t, backend) => {
+  const { server, address, client } = await pair(t, backend)
+  server.handle('evil', () => ({
+    get then() {
+      throw new Error('evil getter')
+    },
+  }))
+  server.handle('rejecting', () => ({ then: (_ok: unknown, fail: (e: Error) => void) => fail(new Error('no')) }))
+  t.is((await client.call.evil(address))[2]?.code, 'handlerError')
+  t.is((await client.call.rejecting(address))[2]?.code, 'handlerError')
+  server.handle('ok', () => 1)
+  t.deepEqual(await client.call.ok(address), [true, 1])
+  t.is(server.stats().handlerErrors, 2)
+})

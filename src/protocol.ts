@@ -310,12 +310,15 @@ export class RPCProtocol<Remote extends object = {}> {
       return this.fail(id, sender, 'overloaded', `${this.maxHandlers} handlers already running`)
     }
     let result: unknown
+    let thenable: boolean
     try {
       result = handler.call(this, sender, ...args)
+      // Inside the try: a hostile `then` getter must not escape into the receive loop.
+      thenable = result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function'
     } catch (err) {
       return this.handlerFailed(id, sender, name, err)
     }
-    if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') {
+    if (thenable) {
       this.counters.handlersRunning++
       Promise.resolve(result).then(
         (value) => {
