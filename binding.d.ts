@@ -11,8 +11,12 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 
 export declare class NativeSocket {
   constructor()
-  /** Binds and starts receiving; `onEvents(batch)` gets every batch of events (format in docs/DESIGN.md). */
-  bind(host: string, port: number, options: BindOptions, onEvents: (batch: Buffer) => void): BoundAddress
+  /**
+   * Binds and starts receiving; `onEvents(batch, length)` gets every batch of events (format in
+   * docs/DESIGN.md) in its first `length` bytes (all of it when `length` is absent). The buffer
+   * may be reused for the next batch: read it before returning.
+   */
+  bind(host: string, port: number, options: BindOptions, onEvents: (batch: Buffer, length?: number) => void): BoundAddress
   /** Queues a call; it leaves with the next `flush()` (one sendmmsg for everything queued). */
   call(host: string, port: number, body: Uint8Array, len: number, timeoutMs: number, token: number): void
   reply(id: Uint8Array, host: string, port: number, body: Uint8Array, len: number): void

@@ -300,3 +300,12 @@ eachBackend('a handler whose result has a throwing `then` getter fails like a th
   t.deepEqual(await client.call.ok(address), [true, 1])
   t.is(server.stats().handlerErrors, 2)
 })
+
+eachBackend('dropped datagrams are counted, and logged at debug level with a rate limit', async (t, backend) => {
+  const r = await runLifetime('droplog', backend, { NODE_DEBUG: 'rpcudp' })
+  t.is(r.status, 0, r.stderr)
+  t.deepEqual(JSON.parse(r.stdout), { tooShort: 500, call: [true, 1] })
+  const lines = r.stderr.split('\n').filter((l) => /RPCUDP \d+: dropped datagram \(tooShort\).* from 127\.0\.0\.1:\d+/.test(l))
+  t.true(lines.length >= 1, r.stderr)
+  t.true(lines.length <= 12, `${lines.length} lines for 500 drops`)
+})

@@ -37,6 +37,21 @@ async function main() {
     const call = await auto.call.sum(address, 1, 2)
     await auto.close()
     console.log(JSON.stringify({ auto: auto.backend, nativeError, status: nativeBackend(), call }))
+  } else if (scenario === 'droplog') {
+    // 500 datagrams too short to be anything: all counted, a few logged (NODE_DEBUG=rpcudp).
+    const server = new RPCProtocol({ backend })
+    server.handle('x', () => 1)
+    const address = await server.listen(0, '127.0.0.1')
+    const raw = (await import('node:dgram')).createSocket('udp4')
+    for (let i = 0; i < 500; i++) raw.send(Buffer.from([1, 2, 3]), address[1], address[0])
+    const client = new RPCProtocol({ backend })
+    await client.listen(0, '127.0.0.1')
+    while (server.stats().dropped.tooShort < 500) await new Promise((r) => setTimeout(r, 5))
+    const call = await client.call.x(address)
+    raw.close()
+    await client.close()
+    await server.close()
+    console.log(JSON.stringify({ tooShort: server.stats().dropped.tooShort, call }))
   } else if (scenario === 'env') {
     const pick = (b: BackendChoice) => new RPCProtocol({ backend: b }).backend
     console.log(JSON.stringify({ auto: pick('auto'), native: pick('native'), pure: pick('pure') }))

@@ -14,7 +14,7 @@ interface NativeSocketHandle {
     host: string,
     port: number,
     options: { maxBody: number; maxOutstanding: number; checkSender: boolean; recvBuffer: number; sendBuffer: number; io: string },
-    onEvents: (batch: Buffer) => void,
+    onEvents: (batch: Buffer, length?: number) => void,
   ): { host: string; port: number }
   call(host: string, port: number, body: Buffer, len: number, timeoutMs: number, token: number): void
   reply(id: Buffer, host: string, port: number, body: Buffer, len: number): void
@@ -31,6 +31,20 @@ const REQUEST = 0
 const RESPONSE = 1
 const ERROR = 2
 const TIMEOUT = 3
+const DROPPED = 4
+
+/** The core's DropReason, in its `as u8` order: the wire reasons, then handlersBusy. */
+const CORE_DROP_REASONS = [...WIRE_DROP_REASONS, 'handlersBusy']
+
+/** The `addr` record at `at`: u8 family (4|6), 4 or 16 address bytes, u16 port. */
+function readAddress(batch: Buffer, at: number): Address {
+  if (batch[at] === 4) return [`${batch[at + 1]}.${batch[at + 2]}.${batch[at + 3]}.${batch[at + 4]}`, batch.readUInt16LE(at + 5)]
+  return [formatIPv6(batch, at + 1), batch.readUInt16LE(at + 17)]
+}
+
+function addressEnd(batch: Buffer, at: number): number {
+  return at + (batch[at] === 4 ? 7 : 19)
+}
 
 /** "ERR_CODE: message" from the addon, as the typed error the pure backend would throw. */
 function translate(err: unknown): Error {
@@ -56,6 +70,7 @@ export class NativeTransport implements Transport {
   private readonly jsDropped: Partial<Record<WireDropReason, number>> = {}
   /** A datagram already left in this event-loop turn; the turn's later ones wait in the outbox. */
   private turnOpen = false
+  private closedStats: WireStats | null = null
   private queued = 0
   private readonly endTurn = () => {
     this.turnOpen = false
@@ -86,7 +101,7 @@ export class NativeTransport implements Transport {
           sendBuffer: o.sendBufferSize,
           io: o.nativeIo,
         },
-        (batch) => this.onBatch(batch),
+        (batch, length) => this.onBatch(batch, length ?? batch.length),
       )
     } catch (err) {
       throw new RPCSocketError(`cannot bind ${host}:${port}: ${err instanceof Error ? err.message : String(err)}`, err)
@@ -141,9 +156,12 @@ export class NativeTransport implements Transport {
 
   close(): void {
     const socket = this.socket
+    if (socket === null) return
+    // The counters die with the core's socket; keep their last values, as node:dgram's transport does.
+    this.closedStats = this.stats()
     this.socket = null
     this.sink = null
-    socket?.close()
+    socket.close()
   }
 
   ref(): void {
@@ -157,6 +175,7 @@ export class NativeTransport implements Transport {
   }
 
   stats(): WireStats {
+    if (this.socket === null && this.closedStats !== null) return { ...this.closedStats, outstanding: 0 }
     const s = this.socket?.stats()
     // The core also has a handlersBusy reason; in Node, RPCProtocol counts that one.
     const dropped = {} as Record<WireDropReason, number>
@@ -176,8 +195,8 @@ export class NativeTransport implements Transport {
     }
   }
 
-  private onBatch(batch: Buffer) {
-    const end = batch.length
+  /** `batch` may be the core's reusable buffer: nothing read from it outlives this call (ids and values are copies). */
+  private onBatch(batch: Buffer, end: number) {
     let p = 0
     while (p < end && this.sink !== null) {
       const tag = batch[p]
@@ -186,20 +205,20 @@ export class NativeTransport implements Transport {
         p += 9
         continue
       }
+      if (tag === DROPPED) {
+        const [host, port] = readAddress(batch, p + 2)
+        this.log.log(`dropped datagram (${CORE_DROP_REASONS[batch[p + 1]]}) from ${host}:${port}`)
+        p = addressEnd(batch, p + 2)
+        continue
+      }
       let token = 0
       let id: Buffer | null = null
       let sender: Address | null = null
       if (tag === REQUEST) {
         id = Buffer.allocUnsafe(20)
         batch.copy(id, 0, p + 1, p + 21)
-        p += 21
-        const v4 = batch[p] === 4
-        const ipLen = v4 ? 4 : 16
-        const host = v4
-          ? `${batch[p + 1]}.${batch[p + 2]}.${batch[p + 3]}.${batch[p + 4]}`
-          : formatIPv6(batch, p + 1)
-        sender = [host, batch.readUInt16LE(p + 1 + ipLen)]
-        p += 3 + ipLen
+        sender = readAddress(batch, p + 21)
+        p = addressEnd(batch, p + 21)
       } else {
         token = batch.readUInt32LE(p + 1)
         p += 9

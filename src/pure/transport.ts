@@ -42,6 +42,8 @@ export class PureTransport implements Transport {
   private sink: TransportSink | null = null
   private v6 = false
   private refed = true
+  /** Socket buffer sizes the kernel granted (receive, send). */
+  private granted: [number, number] = [0, 0]
   /** Keyed by 30 bits of the random id (a small integer key is cheapest); the full id is compared on match. */
   private readonly table = new Map<number, Outstanding>()
   private readonly wheel = new DeadlineWheel<Outstanding>(performance.now(), TICK_MS)
@@ -101,6 +103,9 @@ export class PureTransport implements Transport {
     } catch {}
     try {
       socket.setSendBufferSize(this.options.sendBufferSize)
+    } catch {}
+    try {
+      this.granted = [socket.getRecvBufferSize(), socket.getSendBufferSize()]
     } catch {}
   }
 
@@ -172,14 +177,7 @@ export class PureTransport implements Transport {
   }
 
   stats(): WireStats {
-    let recvBufferSize = 0
-    let sendBufferSize = 0
-    if (this.socket) {
-      try {
-        recvBufferSize = this.socket.getRecvBufferSize()
-        sendBufferSize = this.socket.getSendBufferSize()
-      } catch {}
-    }
+    const [recvBufferSize, sendBufferSize] = this.granted
     return { ...this.counters, outstanding: this.table.size, dropped: { ...this.dropped }, recvBufferSize, sendBufferSize }
   }
 

@@ -154,7 +154,13 @@ impl Endpoint {
     /// Time plays no part in classification (`_now` keeps the sans-IO calling
     /// convention): a call past its deadline that `expire` has not reported yet
     /// may still be answered, and then never times out.
-    pub fn handle_datagram<'a>(&mut self, _now: Instant, from: SocketAddr, buf: &'a [u8]) -> Option<Incoming<'a>> {
+    pub fn handle_datagram<'a>(&mut self, now: Instant, from: SocketAddr, buf: &'a [u8]) -> Option<Incoming<'a>> {
+        self.classify(now, from, buf).ok()
+    }
+
+    /// [`Endpoint::handle_datagram`], saying why a dropped datagram was dropped
+    /// (it is counted either way).
+    pub fn classify<'a>(&mut self, _now: Instant, from: SocketAddr, buf: &'a [u8]) -> Result<Incoming<'a>, DropReason> {
         let incoming = match wire::parse(buf, self.config.max_depth) {
             Ok(Message::Request { id, name, body }) => {
                 self.stats.requests_received += 1;
@@ -180,7 +186,7 @@ impl Endpoint {
             }),
             Err(reason) => Err(reason),
         };
-        incoming.map_err(|reason| self.stats.count_drop(reason)).ok()
+        incoming.inspect_err(|&reason| self.stats.count_drop(reason))
     }
 
     /// Appends the tokens of the calls whose deadline is at or before `now`,

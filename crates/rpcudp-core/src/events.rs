@@ -6,18 +6,21 @@
 //! response:  u8 1 | u64 token | u32 body_len | body
 //! error:     u8 2 | u64 token | u32 body_len | body
 //! timeout:   u8 3 | u64 token
+//! dropped:   u8 4 | u8 reason (DropReason as u8) | addr   (sampled, for logging)
 //! addr:      u8 family (4|6) | ip (4|16 bytes) | u16 port
 //! ```
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crate::endpoint::Token;
+use crate::stats::DropReason;
 use crate::wire::{MsgId, ID_LEN};
 
 const REQUEST: u8 = 0;
 const RESPONSE: u8 = 1;
 const ERROR: u8 = 2;
 const TIMEOUT: u8 = 3;
+const DROPPED: u8 = 4;
 
 #[derive(Default)]
 pub struct EventBuf {
@@ -43,6 +46,12 @@ pub enum Event<'a> {
     Timeout {
         token: Token,
     },
+    /// A datagram that was dropped (and counted); only a sample reaches the
+    /// log, so the consumer can say what is being dropped without a line per datagram.
+    Dropped {
+        reason: DropReason,
+        from: SocketAddr,
+    },
 }
 
 impl EventBuf {
@@ -51,6 +60,18 @@ impl EventBuf {
     pub fn push_request(&mut self, id: &MsgId, from: SocketAddr, body: &[u8]) {
         self.bytes.push(REQUEST);
         self.bytes.extend_from_slice(id);
+        self.put_addr(from);
+        self.put_body(body);
+    }
+
+    pub fn push_drop(&mut self, reason: DropReason, from: SocketAddr) {
+        self.bytes.push(DROPPED);
+        self.bytes.push(reason as u8);
+        self.put_addr(from);
+        self.events += 1;
+    }
+
+    fn put_addr(&mut self, from: SocketAddr) {
         match from.ip().to_canonical() {
             IpAddr::V4(ip) => {
                 self.bytes.push(4);
@@ -62,7 +83,6 @@ impl EventBuf {
             }
         }
         self.bytes.extend_from_slice(&from.port().to_le_bytes());
-        self.put_body(body);
     }
 
     pub fn push_response(&mut self, token: Token, body: &[u8]) {
@@ -150,13 +170,7 @@ impl<'a> EventIter<'a> {
         match self.take::<1>()?[0] {
             REQUEST => {
                 let id = self.take::<ID_LEN>()?;
-                let ip = match self.take::<1>()?[0] {
-                    4 => IpAddr::V4(Ipv4Addr::from(self.take::<4>()?)),
-                    6 => IpAddr::V6(Ipv6Addr::from(self.take::<16>()?)),
-                    _ => return None,
-                };
-                let port = u16::from_le_bytes(self.take()?);
-                let from = SocketAddr::new(ip, port);
+                let from = self.addr()?;
                 Some(Event::Request {
                     id,
                     from,
@@ -178,8 +192,24 @@ impl<'a> EventIter<'a> {
                 })
             }
             TIMEOUT => Some(Event::Timeout { token: self.token()? }),
+            DROPPED => {
+                let reason = *DropReason::ALL.get(usize::from(self.take::<1>()?[0]))?;
+                Some(Event::Dropped {
+                    reason,
+                    from: self.addr()?,
+                })
+            }
             _ => None,
         }
+    }
+
+    fn addr(&mut self) -> Option<SocketAddr> {
+        let ip = match self.take::<1>()?[0] {
+            4 => IpAddr::V4(Ipv4Addr::from(self.take::<4>()?)),
+            6 => IpAddr::V6(Ipv6Addr::from(self.take::<16>()?)),
+            _ => return None,
+        };
+        Some(SocketAddr::new(ip, u16::from_le_bytes(self.take()?)))
     }
 
     fn take<const N: usize>(&mut self) -> Option<[u8; N]> {

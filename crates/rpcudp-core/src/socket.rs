@@ -117,6 +117,8 @@ struct Shared {
     /// The socket itself, for non-blocking sends from any thread (and receives,
     /// when bound external). `close()` takes it, so the port is free at once.
     sender: RwLock<Option<StdUdpSocket>>,
+    /// Which drops are reported as events (counting is separate and complete).
+    drop_samples: DropSamples,
     /// Set by the driver once it has dropped its own handle on the socket.
     driver_done: (Mutex<bool>, Condvar),
     local: SocketAddr,
@@ -128,6 +130,29 @@ struct Shared {
     closed: AtomicBool,
     recv_buffer: usize,
     send_buffer: usize,
+}
+
+/// At most `PER_SECOND` dropped datagrams a second become events, so a
+/// flood of garbage costs the consumer a few log lines, not one per datagram.
+#[derive(Default)]
+struct DropSamples(Mutex<Option<(Instant, u32)>>);
+
+impl DropSamples {
+    const PER_SECOND: u32 = 10;
+
+    fn take(&self, now: Instant) -> bool {
+        let mut window = lock(&self.0);
+        match &mut *window {
+            Some((start, n)) if now.duration_since(*start) < Duration::from_secs(1) => {
+                *n += 1;
+                *n <= Self::PER_SECOND
+            }
+            _ => {
+                *window = Some((now, 1));
+                true
+            }
+        }
+    }
 }
 
 /// A bound rpcudp socket. Dropping it without `close()` also stops the driver.
@@ -244,6 +269,7 @@ impl Socket {
             events: Arc::new(EventQueue::new(Box::new(waker))),
             sender: RwLock::new(Some(sender)),
             driver_done: (Mutex::new(io.is_none()), Condvar::new()),
+            drop_samples: DropSamples::default(),
             local,
             armed: AtomicU64::new(u64::MAX),
             epoch: now,
@@ -501,8 +527,15 @@ fn receive_burst(
         let mut ep = lock(&shared.endpoint);
         for (datagram, from) in inbox.iter() {
             let from = SocketAddr::new(from.ip().to_canonical(), from.port());
-            let Some(incoming) = ep.handle_datagram(now, from, datagram) else {
-                continue;
+            let incoming = match ep.classify(now, from, datagram) {
+                Ok(incoming) => incoming,
+                Err(reason) => {
+                    if shared.drop_samples.take(now) {
+                        out.push_drop(reason, from);
+                        delivered = true;
+                    }
+                    continue;
+                }
             };
             match incoming {
                 Incoming::Request { id, body, .. } => out.push_request(&id, from, body),

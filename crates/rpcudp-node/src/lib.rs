@@ -140,7 +140,9 @@ impl NativeSocket {
         }
     }
 
-    /// Binds and starts receiving; `onEvents(batch)` gets every batch of events (format in docs/DESIGN.md).
+    /// Binds and starts receiving; `onEvents(batch, length)` gets every batch of events (format in
+    /// docs/DESIGN.md) in its first `length` bytes (all of it when `length` is absent). The buffer
+    /// may be reused for the next batch: read it before returning.
     #[napi]
     pub fn bind(
         &mut self,
@@ -148,7 +150,7 @@ impl NativeSocket {
         host: String,
         port: u32,
         options: BindOptions,
-        #[napi(ts_arg_type = "(batch: Buffer) => void")] on_events: Function<Buffer, ()>,
+        #[napi(ts_arg_type = "(batch: Buffer, length?: number) => void")] on_events: Function<Buffer, ()>,
     ) -> Result<BoundAddress> {
         if self.socket.is_some() {
             return Err(Error::new(Status::GenericFailure, "ERR_IO: already bound"));

@@ -1,7 +1,9 @@
 //! Receiving on Node's own event loop (the udx-native approach): libuv polls the
 //! socket, and when it is readable the core reads and classifies a batch of
 //! datagrams right here on the JavaScript thread, then hands the batch to
-//! JavaScript with one call. No thread is woken for a received datagram.
+//! JavaScript with one call. No thread is woken for a received datagram, and
+//! nothing is allocated per batch: it is copied into one buffer JavaScript owns
+//! (as udx-native does), which JavaScript reads before the call returns.
 
 use std::os::raw::{c_int, c_void};
 use std::ptr;
@@ -26,11 +28,16 @@ extern "C" {
 
 const UV_POLL: c_int = 8; // uv_handle_type
 const UV_READABLE: c_int = 1;
+/// Room for a typical batch; a larger one (up to 8 × 32 datagrams) gets a buffer of its own.
+const BATCH_BUFFER: usize = 1 << 20;
 
 /// Everything the poll callback needs; `uv_handle_t.data` (its first field) points here.
 struct Receiver {
     env: sys::napi_env,
     callback: sys::napi_ref,
+    /// The reusable batch buffer: a reference keeps it (and so `data`) alive.
+    buffer: sys::napi_ref,
+    data: *mut u8,
     async_context: sys::napi_async_context,
     socket: Arc<Socket>,
     inbox: Inbox,
@@ -76,11 +83,24 @@ impl LoopReceiver {
             sys::napi_async_init(env, ptr::null_mut(), name, &mut async_context),
             "napi_async_init",
         )?;
+        let mut data = ptr::null_mut();
+        let mut buffer = ptr::null_mut();
+        check(
+            sys::napi_create_buffer(env, BATCH_BUFFER, &mut data, &mut buffer),
+            "napi_create_buffer",
+        )?;
+        let mut buffer_ref = ptr::null_mut();
+        check(
+            sys::napi_create_reference(env, buffer, 1, &mut buffer_ref),
+            "napi_create_reference",
+        )?;
 
         let fd = socket.raw_fd();
         let receiver = Box::new(Receiver {
             env,
             callback: cb_ref,
+            buffer: buffer_ref,
+            data: data as *mut u8,
             async_context,
             socket,
             inbox: Inbox::new(MAX_DATAGRAM + 1),
@@ -130,6 +150,7 @@ impl LoopReceiver {
 
 unsafe fn release(receiver: Receiver) {
     sys::napi_delete_reference(receiver.env, receiver.callback);
+    sys::napi_delete_reference(receiver.env, receiver.buffer);
     sys::napi_async_destroy(receiver.env, receiver.async_context);
 }
 
@@ -154,9 +175,10 @@ unsafe extern "C" fn on_readable(handle: *mut c_void, status: c_int, _events: c_
     }
 }
 
-/// Calls the JavaScript callback with a copy of the batch. make_callback (not a
-/// plain call) so that promise reactions and nextTicks run afterwards, as they
-/// do after any I/O callback.
+/// Calls `callback(buffer, length)` with the batch copied into the reusable
+/// buffer (or, if it does not fit, into a new one). make_callback (not a plain
+/// call) so that promise reactions and nextTicks run afterwards, as they do
+/// after any I/O callback.
 unsafe fn deliver(r: &Receiver) {
     let env = r.env;
     let mut scope = ptr::null_mut();
@@ -164,23 +186,30 @@ unsafe fn deliver(r: &Receiver) {
         return;
     }
     let bytes = r.events.bytes();
-    let mut data = ptr::null_mut();
-    let mut buffer = ptr::null_mut();
+    let mut argv = [ptr::null_mut(); 2];
+    let buffer_ok = if bytes.len() <= BATCH_BUFFER {
+        ptr::copy_nonoverlapping(bytes.as_ptr(), r.data, bytes.len());
+        sys::napi_get_reference_value(env, r.buffer, &mut argv[0]) == sys::Status::napi_ok
+    } else {
+        let mut data = ptr::null_mut();
+        sys::napi_create_buffer_copy(
+            env,
+            bytes.len(),
+            bytes.as_ptr() as *const c_void,
+            &mut data,
+            &mut argv[0],
+        ) == sys::Status::napi_ok
+    };
     let mut func = ptr::null_mut();
     // make_callback needs an object receiver: the global, as for any I/O callback.
     let mut recv = ptr::null_mut();
     let mut result = ptr::null_mut();
-    if sys::napi_create_buffer_copy(
-        env,
-        bytes.len(),
-        bytes.as_ptr() as *const c_void,
-        &mut data,
-        &mut buffer,
-    ) == sys::Status::napi_ok
+    if buffer_ok
+        && sys::napi_create_uint32(env, bytes.len() as u32, &mut argv[1]) == sys::Status::napi_ok
         && sys::napi_get_reference_value(env, r.callback, &mut func) == sys::Status::napi_ok
         && sys::napi_get_global(env, &mut recv) == sys::Status::napi_ok
     {
-        let status = sys::napi_make_callback(env, r.async_context, recv, func, 1, &buffer, &mut result);
+        let status = sys::napi_make_callback(env, r.async_context, recv, func, 2, argv.as_ptr(), &mut result);
         if status == sys::Status::napi_pending_exception {
             // Same as an exception thrown from any I/O callback: 'uncaughtException'.
             let mut exception = ptr::null_mut();
