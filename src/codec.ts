@@ -63,6 +63,18 @@ export class Encoder {
     return this.pos
   }
 
+  /**
+   * An error-reply body `[code, message]`, both cut on a character boundary to
+   * fit maxBody exactly as the Rust core's frame_error cuts them, so both
+   * backends send the same bytes. Returns its length in `bytes`.
+   */
+  encodeErrorReply(code: string, message: string): number {
+    const budget = this.maxBody - 1 // the array header
+    const c = fitUtf8(code, budget - 1)
+    const cLen = Buffer.byteLength(c)
+    return this.encode([c, fitUtf8(message, budget - strHeaderLength(cLen) - cLen)])
+  }
+
   /** Any value (a reply body); returns its length in `bytes`. */
   encode(value: unknown): number {
     this.begin()
@@ -275,6 +287,20 @@ export class Encoder {
       this.pos += 4
     }
   }
+}
+
+/** Bytes of the header writeString puts before a string of `n` UTF-8 bytes. */
+function strHeaderLength(n: number): number {
+  return n < 32 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5
+}
+
+/** The longest prefix of `s`, cut on a character boundary, whose msgpack str form fits in `budget` bytes. */
+function fitUtf8(s: string, budget: number): string {
+  const bytes = Buffer.from(s)
+  let len = Math.min(bytes.length, Math.max(0, budget - 1))
+  while (len > 0 && strHeaderLength(len) + len > budget) len--
+  while (len > 0 && len < bytes.length && (bytes[len] & 0xc0) === 0x80) len--
+  return bytes.toString('utf8', 0, len)
 }
 
 function loneSurrogate() {

@@ -145,11 +145,7 @@ export class PureTransport implements Transport {
   }
 
   replyError(id: Buffer, host: string, port: number, code: string, message: string): void {
-    // Cut exactly as the Rust core's frame_error does, so both backends send the same bytes.
-    const budget = this.options.maxBodySize - 1 // the array header
-    const c = fitUtf8(code, budget - 1)
-    const m = fitUtf8(message, budget - strHeaderLen(Buffer.byteLength(c)) - Buffer.byteLength(c))
-    const len = this.errorEncoder.encode([c, m])
+    const len = this.errorEncoder.encodeErrorReply(code, message)
     this.route(host)
     this.counters.errorsSent++
     this.send(ERROR, id, this.errorEncoder.bytes, len, port)
@@ -280,19 +276,6 @@ export class PureTransport implements Transport {
       this.sink!.onErrorReply(entry.token, code, message)
     }
   }
-}
-
-function strHeaderLen(n: number): number {
-  return n < 32 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5
-}
-
-/** The longest prefix of `s`, cut on a character boundary, whose msgpack str form fits in `budget` bytes. */
-function fitUtf8(s: string, budget: number): string {
-  const bytes = Buffer.from(s)
-  let len = Math.min(bytes.length, Math.max(0, budget - 1))
-  while (len > 0 && strHeaderLen(len) + len > budget) len--
-  while (len > 0 && len < bytes.length && (bytes[len] & 0xc0) === 0x80) len--
-  return bytes.toString('utf8', 0, len)
 }
 
 /** A sender's host as route() spells it, for the sender check. */
