@@ -68,9 +68,10 @@ export class NativeTransport implements Transport {
   private readonly log = new RateLimitedLog()
   /** Rust validated every body already; these count anything the JS decoder still refuses (a mapping bug). */
   private readonly jsDropped: Partial<Record<WireDropReason, number>> = {}
+  /** The counters as they were at close(): the core's go with its socket. */
+  private closedStats: WireStats | null = null
   /** A datagram already left in this event-loop turn; the turn's later ones wait in the outbox. */
   private turnOpen = false
-  private closedStats: WireStats | null = null
   private queued = 0
   private readonly endTurn = () => {
     this.turnOpen = false
@@ -112,16 +113,15 @@ export class NativeTransport implements Transport {
     return [bound.host, bound.port]
   }
 
-  // Datagrams are queued in the core; all but the first of an event-loop turn
-  // leave together at its end (setImmediate), one sendmmsg for everything a
-  // batch of events or a burst of calls produced.
+  // Datagrams are queued in the core. The first of an event-loop turn leaves at
+  // once, so a lone call waits for no loop phase; the rest leave together at the
+  // turn's end (setImmediate), one sendmmsg for all a batch of events or a burst
+  // of calls produced.
   private scheduleFlush() {
     if (this.turnOpen) {
       this.queued++
       return
     }
-    // The turn's first datagram leaves at once, so a lone call waits for no
-    // loop phase; the rest of the turn's datagrams share one sendmmsg.
     this.turnOpen = true
     this.socket!.flush()
     setImmediate(this.endTurn)
@@ -157,7 +157,6 @@ export class NativeTransport implements Transport {
   close(): void {
     const socket = this.socket
     if (socket === null) return
-    // The counters die with the core's socket; keep their last values, as node:dgram's transport does.
     this.closedStats = this.stats()
     this.socket = null
     this.sink = null
