@@ -448,7 +448,8 @@ impl Drop for Socket {
 }
 
 async fn drive(shared: Arc<Shared>, io: Option<UdpSocket>) {
-    let mut inbox = Inbox::new(MAX_DATAGRAM + 1);
+    // Receive buffers only for a driver that receives (not with bind_external).
+    let mut inbox = io.as_ref().map(|_| Inbox::new(MAX_DATAGRAM + 1));
     let mut expired = Vec::new();
     loop {
         let backlogged = lock(&shared.events.buf).byte_len() >= MAX_BACKLOG;
@@ -477,9 +478,11 @@ async fn drive(shared: Arc<Shared>, io: Option<UdpSocket>) {
                 if r.is_err() {
                     return;
                 }
-                let io = io.as_ref().expect("readable only with a socket");
+                let (Some(io), Some(inbox)) = (io.as_ref(), inbox.as_mut()) else {
+                    unreachable!("readable only with a socket")
+                };
                 let mut events = lock(&shared.events.buf);
-                let got = receive_burst(&shared, &mut events, &mut inbox, |i| i.recv(io));
+                let got = receive_burst(&shared, &mut events, inbox, |i| i.recv(io));
                 drop(events);
                 if got {
                     shared.events.notify();
