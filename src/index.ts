@@ -11,7 +11,7 @@ export type {
   RPCProtocolOptions,
   Stats,
 } from './protocol'
-export type { BackendChoice } from './loader'
+export type { BackendChoice, NativeIo, NativeRuntimeInfo, Runtime } from './loader'
 export type { WireDropReason } from './transport'
 export { nativeBackend } from './loader'
 export {

@@ -4,6 +4,32 @@ import { PureTransport } from './pure/transport'
 import type { BackendName, Transport, TransportOptions } from './transport'
 
 export type BackendChoice = 'auto' | BackendName
+export type NativeIo = 'loop' | 'thread'
+/** The JavaScript runtime hosting rpcudp: what the native backend can rely on differs. */
+export type Runtime = 'node' | 'bun' | 'deno'
+
+export function currentRuntime(): Runtime {
+  if (process.versions.bun !== undefined) return 'bun'
+  if (process.versions.deno !== undefined) return 'deno'
+  return 'node'
+}
+
+/**
+ * Why nativeIo 'loop' cannot work on this runtime (undefined where it can).
+ * 'loop' polls the socket with libuv's uv_poll through Node-API's event loop;
+ * 'thread' needs only threadsafe functions, which every runtime here has.
+ */
+export function loopIoUnavailable(runtime: Runtime = currentRuntime()): string | undefined {
+  if (runtime === 'bun') return "Bun's Node-API has no libuv: uv_poll_init_socket is not implemented (it panics)"
+  if (runtime === 'deno')
+    return "Deno's uv_poll reports readiness once per uv_poll_start (a polling thread that exits after the first event), so a 'loop' socket goes deaf after its first batch"
+  return undefined
+}
+
+/** nativeIo when neither the option nor RPCUDP_NATIVE_IO chooses: 'loop' where it works. */
+export function defaultNativeIo(runtime: Runtime = currentRuntime()): NativeIo {
+  return loopIoUnavailable(runtime) === undefined ? 'loop' : 'thread'
+}
 
 type LoadResult = { binding: NativeBinding; error?: undefined } | { binding?: undefined; error: unknown }
 let loaded: LoadResult | undefined
@@ -25,10 +51,22 @@ function loadNative(): LoadResult {
   return loaded
 }
 
-/** Whether the native backend can run here, and if not, why. */
-export function nativeBackend(): { available: true } | { available: false; reason: string } {
+/** Where the native backend stands on this runtime, common to both answers of nativeBackend(). */
+export interface NativeRuntimeInfo {
+  runtime: Runtime
+  /** The nativeIo a protocol gets by default here. */
+  defaultIo: NativeIo
+  /** Set where nativeIo 'loop' cannot work (asking for it throws RPCBackendError): why. */
+  loopUnavailable?: string
+}
+
+/** Whether the native backend can run here, and if not, why; and which I/O modes this runtime allows. */
+export function nativeBackend(): ({ available: true } | { available: false; reason: string }) & NativeRuntimeInfo {
+  const runtime = currentRuntime()
+  const loopUnavailable = loopIoUnavailable(runtime)
+  const info: NativeRuntimeInfo = { runtime, defaultIo: defaultNativeIo(runtime), ...(loopUnavailable && { loopUnavailable }) }
   const r = loadNative()
-  return r.binding ? { available: true } : { available: false, reason: describeLoadError(r.error) }
+  return r.binding ? { available: true, ...info } : { available: false, reason: describeLoadError(r.error), ...info }
 }
 
 function describeLoadError(error: unknown): string {
@@ -53,5 +91,7 @@ export function createTransport(choice: BackendChoice, options: TransportOptions
   if (resolveBackend(choice) === 'pure') return new PureTransport(options)
   const r = loadNative()
   if (!r.binding) throw new RPCBackendError(`the native backend cannot load here: ${describeLoadError(r.error)}`, r.error)
+  const loopUnavailable = options.nativeIo === 'loop' ? loopIoUnavailable() : undefined
+  if (loopUnavailable) throw new RPCBackendError(`nativeIo 'loop' cannot work on ${currentRuntime()}: ${loopUnavailable}; use nativeIo 'thread' (the default here)`)
   return new NativeTransport(r.binding, options)
 }

@@ -9,7 +9,7 @@ import {
   closedError,
   notListening,
 } from './errors'
-import { createTransport, type BackendChoice } from './loader'
+import { createTransport, defaultNativeIo, type BackendChoice, type NativeIo } from './loader'
 import { RateLimitedLog } from './log'
 import type { Address, BackendName, Transport, TransportSink, WireDropReason, WireStats } from './transport'
 
@@ -55,12 +55,13 @@ export interface RPCProtocolOptions {
   recvBufferSize?: number
   sendBufferSize?: number
   /**
-   * Native backend only: where datagrams are received. 'loop' (default): on
-   * Node's own event loop, no thread hop. 'thread': on the Rust runtime's
-   * thread, handed over in batches through a threadsafe function.
-   * RPCUDP_NATIVE_IO=loop|thread overrides the default.
+   * Native backend only: where datagrams are received. 'loop' (default on
+   * Node): on Node's own event loop, no thread hop. 'thread' (default on Bun
+   * and Deno, where 'loop' cannot work and asking for it throws
+   * RPCBackendError): on the Rust runtime's thread, handed over in batches
+   * through a threadsafe function. RPCUDP_NATIVE_IO=loop|thread overrides the default.
    */
-  nativeIo?: 'loop' | 'thread'
+  nativeIo?: NativeIo
 }
 
 export type Handler = (sender: Address, ...args: any[]) => unknown
@@ -109,8 +110,8 @@ function positive(name: string, v: number | undefined, dflt: number, integer = t
   return v
 }
 
-function nativeIo(choice: string | undefined): 'loop' | 'thread' {
-  const v = choice ?? (process.env.RPCUDP_NATIVE_IO || 'loop')
+function nativeIo(choice: string | undefined): NativeIo {
+  const v = choice ?? (process.env.RPCUDP_NATIVE_IO || defaultNativeIo())
   if (v !== 'loop' && v !== 'thread') throw new RPCArgumentError(`nativeIo must be 'loop' or 'thread', got ${JSON.stringify(v)}`)
   return v
 }
@@ -141,6 +142,7 @@ export class RPCProtocol<Remote extends object = {}> {
   /** `proto.call.sayhi(['127.0.0.1', 1234], 'Snake')` calls the peer's `rpc_sayhi`. */
   readonly call: CallProxy<Remote>
   private readonly transport: Transport
+  private readonly io: NativeIo
   private readonly waitTimeoutMs: number
   private readonly maxOutstanding: number
   private readonly maxHandlers: number
@@ -163,13 +165,14 @@ export class RPCProtocol<Remote extends object = {}> {
     this.errorReplies = options.errorReplies ?? true
     this.exposeErrors = options.exposeErrors ?? false
     this.encoder = new Encoder(maxBodySize)
+    this.io = nativeIo(options.nativeIo)
     this.transport = createTransport(options.backend ?? 'auto', {
       maxBodySize,
       maxOutstanding: this.maxOutstanding,
       checkSender: options.checkSender ?? true,
       recvBufferSize: positive('recvBufferSize', options.recvBufferSize, 4 << 20),
       sendBufferSize: positive('sendBufferSize', options.sendBufferSize, 4 << 20),
-      nativeIo: nativeIo(options.nativeIo),
+      nativeIo: this.io,
     })
     this.call = this.makeCallProxy()
   }
@@ -177,6 +180,11 @@ export class RPCProtocol<Remote extends object = {}> {
   /** Which backend this protocol runs on. */
   get backend(): BackendName {
     return this.transport.backend
+  }
+
+  /** Where the native backend receives ('loop' or 'thread'); undefined on the pure backend. */
+  get nativeIo(): NativeIo | undefined {
+    return this.transport.backend === 'native' ? this.io : undefined
   }
 
   /** Binds the UDP socket; port 0 picks a free one. Resolves to the bound [host, port]. */
