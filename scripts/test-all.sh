@@ -31,6 +31,17 @@ count_cargo() {
   echo "== $2: $p passed, $f failed"
 }
 
+# A runner's own closing line "N passed, N failed".
+count_plain() {
+  local status=$1 line p f
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -1)
+  p=$(echo "$line" | grep -Eo '^[0-9]+'); f=$(echo "$line" | grep -Eo '[0-9]+ failed' | grep -Eo '[0-9]+')
+  p=${p:-0}; f=${f:-0}
+  if [ "$status" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+  passed=$((passed + p)); failed=$((failed + f))
+  echo "== $2: $p passed, $f failed"
+}
+
 # Both are no-ops when up to date: the addon and dist/ (the CLI and install
 # tests use them) and the Python peer's virtualenv (the interop tests).
 bash scripts/build.sh
@@ -47,6 +58,11 @@ count_ava "${PIPESTATUS[0]}" "ava"
 echo "== ava, native backend receiving on the runtime thread (nativeIo: 'thread')"
 RPCUDP_NATIVE_IO=thread npx ava __test__/protocol.spec.ts __test__/hostile.spec.ts --match '[native]*' --tap 2>&1 | tee "$log"
 count_ava "${PIPESTATUS[0]}" "ava (nativeIo thread)"
+
+echo "== runtime conformance (dist/ under Node 20/22/24/26, Bun and Deno; every backend and nativeIo)"
+[ -d __test__/runtime/node_modules ] || npm ci --prefix __test__/runtime --no-audit --no-fund
+node __test__/runtime/run-all.cjs 2>&1 | tee "$log"
+count_plain "${PIPESTATUS[0]}" "runtime conformance"
 
 echo "== typecheck (src, tests, examples, bench)"
 if npx tsc --noEmit -p tsconfig.json 2>&1 | tee "$log"; [ "${PIPESTATUS[0]}" -eq 0 ]; then

@@ -1,0 +1,83 @@
+#!/usr/bin/env node
+// Runs conformance.cjs under every runtime of the matrix below, with backend
+// 'auto' and each explicit backend (native in each I/O mode the runtime
+// allows), each run in its own process with a time limit, so a crash or a hang
+// is a failed run rather than a dead runner. Ends with "N passed, N failed"
+// (checks passed/failed, plus one failure per run that crashed or hung).
+//
+// The runtimes come from npm, pinned in package.json beside this file
+// (`npm ci --prefix __test__/runtime`): platform packages without install
+// scripts. A runtime whose package is not installed for this platform is
+// reported as skipped, never as passed.
+//
+//   node __test__/runtime/run-all.cjs [runtime-name ...]   (default: all)
+'use strict'
+const { spawn } = require('node:child_process')
+const fs = require('node:fs')
+const path = require('node:path')
+
+const HERE = __dirname
+const MODULES = path.join(HERE, 'node_modules')
+const RUN_LIMIT_MS = 90_000
+
+// What `auto` picks on each runtime (README's runtime matrix says the same).
+const ON_LOOP = { backend: 'native', nativeIo: 'loop' }
+const ON_THREAD = { backend: 'native', nativeIo: 'thread' }
+const nodeMajor = (major) => ({ name: `node${major}`, bin: path.join(MODULES, `node${major}`, 'bin', 'node'), args: [], auto: ON_LOOP, ioModes: ['loop', 'thread'] })
+const RUNTIMES = [
+  nodeMajor(20),
+  nodeMajor(22),
+  nodeMajor(24),
+  nodeMajor(26),
+  { name: 'bun', bin: path.join(MODULES, '@oven', 'bun-linux-x64', 'bin', 'bun'), args: [], auto: ON_THREAD, ioModes: ['thread'] },
+  { name: 'deno', bin: path.join(MODULES, '@deno', 'linux-x64-glibc', 'deno'), args: ['run', '-A'], auto: ON_THREAD, ioModes: ['thread'] },
+]
+
+function configs(rt) {
+  return [['auto', 'default'], ...rt.ioModes.map((io) => ['native', io]), ['pure', 'default']]
+}
+
+function runOne(rt, backend, io) {
+  return new Promise((resolve) => {
+    const args = [...rt.args, path.join(HERE, 'conformance.cjs'), backend, io, JSON.stringify(rt.auto)]
+    // RPCUDP_* would override what the matrix is checking.
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('RPCUDP_')))
+    const child = spawn(rt.bin, args, { cwd: path.join(HERE, '..', '..'), env, stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    child.stdout.on('data', (d) => (out += d))
+    child.stderr.on('data', (d) => (out += d))
+    const timer = setTimeout(() => child.kill('SIGKILL'), RUN_LIMIT_MS)
+    child.on('close', (code, signal) => {
+      clearTimeout(timer)
+      const num = (re) => Number((out.match(re) || [])[1] ?? 0)
+      resolve({ code, signal, out, pass: num(/^# pass (\d+)$/m), fail: num(/^# fail (\d+)$/m) })
+    })
+  })
+}
+
+async function main() {
+  const only = process.argv.slice(2)
+  let passed = 0
+  let failed = 0
+  for (const rt of RUNTIMES.filter((r) => only.length === 0 || only.includes(r.name))) {
+    if (!fs.existsSync(rt.bin)) {
+      console.log(`# skip ${rt.name}: not installed (${path.relative(HERE, rt.bin)}); run npm ci --prefix __test__/runtime`)
+      continue
+    }
+    for (const [backend, io] of configs(rt)) {
+      const label = `${rt.name} backend=${backend} nativeIo=${io}`
+      const r = await runOne(rt, backend, io)
+      // a run that exited badly without failing a check, or ran none, counts as one failure
+      const crashed = (r.code !== 0 && r.fail === 0) || r.pass + r.fail === 0
+      passed += r.pass
+      failed += r.fail + (crashed ? 1 : 0)
+      const verdict = r.fail === 0 && !crashed ? 'ok' : 'FAILED'
+      console.log(`${verdict} ${label}: ${r.pass} passed, ${r.fail} failed${crashed ? `, exited ${r.signal ?? r.code}` : ''}`)
+      if (verdict !== 'ok') console.log(r.out.replace(/^/gm, '    '))
+    }
+  }
+  console.log(`${passed} passed, ${failed} failed`)
+  if (failed) process.exitCode = 1
+}
+
+main()
