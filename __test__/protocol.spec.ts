@@ -4,7 +4,6 @@
  * the native runtime-thread receive path).
  */
 import test from 'ava'
-import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import {
   RPCArgumentError,
@@ -15,6 +14,7 @@ import {
   type Address,
 } from '../src/index'
 import { eachBackend, eachBackendSerial, listening, pair } from './helpers/backends'
+import { runTsChild } from './helpers/child'
 import { ROUND_TRIP_VALUES } from './helpers/values'
 
 class Node extends RPCProtocol {
@@ -240,18 +240,7 @@ const lifetime = join(__dirname, 'helpers', 'lifetime.ts')
 
 /** Runs a lifetime scenario in a child process; kills it (SIGTERM) if it is still running after `timeoutMs`. */
 function runLifetime(scenario: string, backend: string, env: NodeJS.ProcessEnv = {}, timeoutMs = 8000) {
-  return new Promise<{ status: number | null; signal: string | null; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, ['--import=tsx', lifetime, scenario, backend], { env: { ...process.env, ...env } })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d) => (stdout += d))
-    child.stderr.on('data', (d) => (stderr += d))
-    const timer = setTimeout(() => child.kill('SIGTERM'), timeoutMs)
-    child.on('close', (status, signal) => {
-      clearTimeout(timer)
-      resolve({ status, signal, stdout, stderr })
-    })
-  })
+  return runTsChild([lifetime, scenario, backend], { env, timeoutMs, signal: 'SIGTERM' })
 }
 
 eachBackend('a script that closes its protocols exits by itself', async (t, backend) => {
