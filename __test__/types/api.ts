@@ -191,6 +191,10 @@ function statsAndErrors() {
     // @ts-expect-error no reason when available
     n.reason
   } else expectType<string>(n.reason)
+  expectType<'node' | 'bun' | 'deno'>(n.runtime)
+  expectType<'loop' | 'thread'>(n.defaultIo)
+  expectType<string | undefined>(n.loopUnavailable)
+  expectType<'loop' | 'thread' | undefined>(new RPCProtocol().nativeIo)
 
   const err: unknown = null
   if (err instanceof RPCError) expectType<string>(err.code)
