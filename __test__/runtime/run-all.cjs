@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Runs conformance.cjs under every runtime of the matrix below, with backend
 // 'auto' and each explicit backend (native in each I/O mode the runtime
-// allows), each run in its own process with a time limit, so a crash or a hang
-// is a failed run rather than a dead runner. Ends with "N passed, N failed"
+// allows), and esm-consumer.mjs from a project that has rpcudp installed (as
+// an ES module consumer would), each run in its own process with a time
+// limit, so a crash or a hang is a failed run rather than a dead runner. Ends with "N passed, N failed"
 // (checks passed/failed, plus one failure per run that crashed or hung).
 //
 // The runtimes come from npm, pinned in package.json beside this file
@@ -14,9 +15,11 @@
 'use strict'
 const { spawn } = require('node:child_process')
 const fs = require('node:fs')
+const os = require('node:os')
 const path = require('node:path')
 
 const HERE = __dirname
+const ROOT = path.join(HERE, '..', '..')
 const MODULES = path.join(HERE, 'node_modules')
 const RUN_LIMIT_MS = 90_000
 
@@ -37,12 +40,28 @@ function configs(rt) {
   return [['auto', 'default'], ...rt.ioModes.map((io) => ['native', io]), ['pure', 'default']]
 }
 
-function runOne(rt, backend, io) {
+/**
+ * A consumer project with rpcudp in node_modules, laid out as npm installs the
+ * packed package (its `files`, plus the addon the platform package would bring).
+ */
+function stageConsumer() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rpcudp-runtimes-'))
+  const pkg = path.join(dir, 'node_modules', 'rpcudp')
+  fs.mkdirSync(pkg, { recursive: true })
+  const files = ['package.json', ...JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).files]
+  for (const f of files) fs.cpSync(path.join(ROOT, f), path.join(pkg, f), { recursive: true })
+  for (const f of fs.readdirSync(ROOT).filter((n) => n.endsWith('.node'))) fs.copyFileSync(path.join(ROOT, f), path.join(pkg, f))
+  fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'rpcudp-esm-consumer', private: true, type: 'module' }))
+  fs.copyFileSync(path.join(HERE, 'esm-consumer.mjs'), path.join(dir, 'esm-consumer.mjs'))
+  return dir
+}
+
+function runOne(rt, cwd, script, scriptArgs) {
   return new Promise((resolve) => {
-    const args = [...rt.args, path.join(HERE, 'conformance.cjs'), backend, io, JSON.stringify(rt.auto)]
+    const args = [...rt.args, script, ...scriptArgs]
     // RPCUDP_* would override what the matrix is checking.
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('RPCUDP_')))
-    const child = spawn(rt.bin, args, { cwd: path.join(HERE, '..', '..'), env, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(rt.bin, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''
     child.stdout.on('data', (d) => (out += d))
     child.stderr.on('data', (d) => (out += d))
@@ -57,6 +76,7 @@ function runOne(rt, backend, io) {
 
 async function main() {
   const only = process.argv.slice(2)
+  const consumer = stageConsumer()
   let passed = 0
   let failed = 0
   for (const rt of RUNTIMES.filter((r) => only.length === 0 || only.includes(r.name))) {
@@ -66,9 +86,15 @@ async function main() {
       console.log(`# ${process.env.CI ? 'FAILED' : 'skip'} ${rt.name}: not installed (${path.relative(HERE, rt.bin)}); run npm ci --prefix __test__/runtime`)
       continue
     }
-    for (const [backend, io] of configs(rt)) {
-      const label = `${rt.name} backend=${backend} nativeIo=${io}`
-      const r = await runOne(rt, backend, io)
+    const runs = [
+      ...configs(rt).map(([backend, io]) => ({
+        label: `${rt.name} backend=${backend} nativeIo=${io}`,
+        run: () => runOne(rt, ROOT, path.join(HERE, 'conformance.cjs'), [backend, io, JSON.stringify(rt.auto)]),
+      })),
+      { label: `${rt.name} ES module consumer of the installed package`, run: () => runOne(rt, consumer, 'esm-consumer.mjs', [JSON.stringify(rt.auto)]) },
+    ]
+    for (const { label, run } of runs) {
+      const r = await run()
       // a run that exited badly without failing a check, or ran none, counts as one failure
       const crashed = (r.code !== 0 && r.fail === 0) || r.pass + r.fail === 0
       passed += r.pass
@@ -78,6 +104,7 @@ async function main() {
       if (verdict !== 'ok') console.log(r.out.replace(/^/gm, '    '))
     }
   }
+  fs.rmSync(consumer, { recursive: true, force: true })
   console.log(`${passed} passed, ${failed} failed`)
   if (failed) process.exitCode = 1
 }
