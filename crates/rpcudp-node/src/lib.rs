@@ -97,18 +97,23 @@ pub struct NativeSocket {
     referenced: bool,
 }
 
-fn addr(host: &str, port: u32) -> std::result::Result<SocketAddr, CoreError> {
+// Ports and lengths arrive as f64: napi's u32 conversion would wrap 2^40 to 0.
+
+fn addr(host: &str, port: f64) -> std::result::Result<SocketAddr, CoreError> {
     let ip: IpAddr = host
         .parse()
         .map_err(|_| CoreError::InvalidAddress(format!("{host:?} is not an IP address")))?;
-    let port = u16::try_from(port).map_err(|_| CoreError::InvalidAddress(format!("port {port}")))?;
-    Ok(SocketAddr::new(ip, port))
+    if !(0.0..=65535.0).contains(&port) || port.fract() != 0.0 {
+        return Err(CoreError::InvalidAddress(format!("port {port}")));
+    }
+    Ok(SocketAddr::new(ip, port as u16))
 }
 
 /// The first `len` bytes of a reusable JavaScript encode buffer.
-fn prefix(body: &[u8], len: u32) -> std::result::Result<&[u8], CoreError> {
-    body.get(..len as usize)
-        .ok_or_else(|| invalid("len is past the end of the body"))
+fn prefix(body: &[u8], len: f64) -> std::result::Result<&[u8], CoreError> {
+    (len >= 0.0 && len.fract() == 0.0 && len <= body.len() as f64)
+        .then(|| &body[..len as usize])
+        .ok_or_else(|| invalid(format!("len {len} is not within the body")))
 }
 
 fn msg_id(id: &[u8]) -> std::result::Result<MsgId, CoreError> {
@@ -120,6 +125,9 @@ fn msg_id(id: &[u8]) -> std::result::Result<MsgId, CoreError> {
 /// NaN and durations past `Duration::MAX` are errors (TypeScript validates
 /// first; this only keeps the process up whatever arrives).
 fn timeout(ms: f64) -> std::result::Result<Duration, CoreError> {
+    if ms.is_nan() {
+        return Err(invalid("timeout NaN ms"));
+    }
     Duration::try_from_secs_f64(ms.max(0.0) / 1000.0).map_err(|_| invalid(format!("timeout {ms} ms")))
 }
 
@@ -138,7 +146,7 @@ impl NativeSocket {
         &mut self,
         env: Env,
         host: String,
-        port: u32,
+        port: f64,
         options: BindOptions,
         #[napi(ts_arg_type = "(batch: Buffer, length?: number) => void")] on_events: Function<Buffer, ()>,
     ) -> Result<BoundAddress> {
@@ -149,7 +157,7 @@ impl NativeSocket {
         &mut self,
         env: &Env,
         host: String,
-        port: u32,
+        port: f64,
         options: BindOptions,
         on_events: Function<Buffer, ()>,
     ) -> std::result::Result<BoundAddress, CoreError> {
@@ -218,7 +226,7 @@ impl NativeSocket {
 
     /// Queues a call; it leaves with the next `flush()` (one sendmmsg for everything queued).
     #[napi(catch_unwind)]
-    pub fn call(&self, env: Env, host: String, port: u32, body: &[u8], len: u32, timeout_ms: f64, token: u32) -> Result<()> {
+    pub fn call(&self, env: Env, host: String, port: f64, body: &[u8], len: f64, timeout_ms: f64, token: u32) -> Result<()> {
         (|| {
             self.socket()?
                 .queue_call(addr(&host, port)?, prefix(body, len)?, timeout(timeout_ms)?, token as u64)
@@ -227,13 +235,13 @@ impl NativeSocket {
     }
 
     #[napi(catch_unwind)]
-    pub fn reply(&self, env: Env, id: &[u8], host: String, port: u32, body: &[u8], len: u32) -> Result<()> {
+    pub fn reply(&self, env: Env, id: &[u8], host: String, port: f64, body: &[u8], len: f64) -> Result<()> {
         (|| self.socket()?.queue_reply(&msg_id(id)?, addr(&host, port)?, prefix(body, len)?))()
             .map_err(|e| throw(&env, e))
     }
 
     #[napi(catch_unwind)]
-    pub fn reply_error(&self, env: Env, id: &[u8], host: String, port: u32, code: String, message: String) -> Result<()> {
+    pub fn reply_error(&self, env: Env, id: &[u8], host: String, port: f64, code: String, message: String) -> Result<()> {
         (|| self.socket()?.queue_error(&msg_id(id)?, addr(&host, port)?, &code, &message))()
             .map_err(|e| throw(&env, e))
     }
