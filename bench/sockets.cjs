@@ -2,7 +2,9 @@
 'use strict'
 // The 1 000-socket scenario: what many protocols in one process cost (a DHT
 // simulation, a test network). For each backend, in its own fresh process
-// (one after the other, same run):
+// (one after the other; rounds alternate the backends, so a burst of foreign
+// load lands on one round rather than on one backend; the report takes the
+// median over rounds):
 //
 //   1. open and close one protocol (loads the addon, starts its runtime), gc,
 //      then sample RSS / heap / external: the baseline;
@@ -20,7 +22,7 @@
 // A measurement, not a test: a MISS does not make it exit non-zero (a broken
 // run does). The JSON of the run goes to bench/out/sockets.json.
 //
-//   node bench/sockets.cjs [--sockets=1000] [--inflight=4] [--seconds=3] [--backends=native,pure]
+//   node bench/sockets.cjs [--sockets=1000] [--inflight=4] [--seconds=3] [--rounds=3] [--backends=native,pure]
 //   (children: node --expose-gc --import tsx bench/sockets.cjs child BACKEND OPTIONS_JSON)
 
 const { spawn } = require('node:child_process')
@@ -32,7 +34,7 @@ const ROOT = path.join(__dirname, '..')
 const MB = 1e6
 
 function parseArgs(argv) {
-  const o = { sockets: 1000, inflight: 4, seconds: 3, warmupSeconds: 1, backends: ['native', 'pure'] }
+  const o = { sockets: 1000, inflight: 4, seconds: 3, warmupSeconds: 1, rounds: 3, backends: ['native', 'pure'] }
   for (const a of argv) {
     const m = /^--(\w+)=(.*)$/.exec(a)
     if (!m) throw new Error(`unknown argument ${a}; see the comment at the top of bench/sockets.cjs`)
@@ -138,21 +140,41 @@ function runChild(backend, o) {
 }
 
 const fmt = (n, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d })
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+
+/** One backend's rounds as one row: the median of each measurement, and the ring's spread. */
+function summarise(rounds) {
+  const m = (f) => median(rounds.map(f))
+  return {
+    backend: rounds[0].backend,
+    nativeIo: rounds[0].nativeIo,
+    sockets: rounds[0].sockets,
+    openMs: m((r) => r.openMs),
+    growth: { rss: m((r) => r.growth.rss), heapUsed: m((r) => r.growth.heapUsed), external: m((r) => r.growth.external) },
+    ring: { callsPerSecond: m((r) => r.ring.callsPerSecond), failures: rounds.reduce((n, r) => n + r.ring.failures, 0) },
+    ringSpread: [Math.min(...rounds.map((r) => r.ring.callsPerSecond)), Math.max(...rounds.map((r) => r.ring.callsPerSecond))],
+    closeMs: m((r) => r.closeMs),
+  }
+}
 
 async function parent(o) {
   const started = new Date()
-  const results = {}
-  for (const b of o.backends) results[b] = await runChild(b, o)
+  const load = os.loadavg()
+  const rounds = Object.fromEntries(o.backends.map((b) => [b, []]))
+  for (let i = 0; i < o.rounds; i++) for (const b of o.backends) rounds[b].push(await runChild(b, o))
+  const results = Object.fromEntries(o.backends.map((b) => [b, summarise(rounds[b])]))
 
-  console.log(`${o.sockets}-socket scenario, ${started.toISOString()}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'CPU'}, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`)
+  console.log(`${o.sockets}-socket scenario, ${started.toISOString()}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'CPU'}, load at start ${load.map((l) => l.toFixed(2)).join(' ')}`)
   console.log(`node bench/sockets.cjs ${process.argv.slice(2).join(' ')}`.trim())
-  console.log(`${o.sockets} protocols per process, ring with ${o.inflight} calls in flight per protocol, ${o.seconds} s measured after ${o.warmupSeconds} s warm-up\n`)
+  console.log(
+    `${o.sockets} protocols per process, ring with ${o.inflight} calls in flight per protocol, ${o.seconds} s measured after ${o.warmupSeconds} s warm-up; medians of ${o.rounds} rounds (ring: min–max)\n`,
+  )
   console.log('| backend | RSS growth | heap growth | external growth | open | ring calls/s | ring failures | close |')
   console.log('|---|---:|---:|---:|---:|---:|---:|---:|')
   for (const r of Object.values(results)) {
     const label = r.nativeIo ? `${r.backend} (nativeIo '${r.nativeIo}')` : r.backend
     console.log(
-      `| ${label} | ${fmt(r.growth.rss / MB, 1)} MB | ${fmt(r.growth.heapUsed / MB, 1)} MB | ${fmt(r.growth.external / MB, 1)} MB | ${fmt(r.openMs)} ms | ${fmt(r.ring.callsPerSecond)} | ${r.ring.failures} | ${fmt(r.closeMs)} ms |`,
+      `| ${label} | ${fmt(r.growth.rss / MB, 1)} MB | ${fmt(r.growth.heapUsed / MB, 1)} MB | ${fmt(r.growth.external / MB, 1)} MB | ${fmt(r.openMs)} ms | ${fmt(r.ring.callsPerSecond)} (${fmt(r.ringSpread[0])}–${fmt(r.ringSpread[1])}) | ${r.ring.failures} | ${fmt(r.closeMs)} ms |`,
     )
   }
   const n = results.native
@@ -169,7 +191,7 @@ async function parent(o) {
     for (const r of rows) console.log(`| ${r.join(' | ')} |`)
   }
   fs.mkdirSync(path.join(__dirname, 'out'), { recursive: true })
-  fs.writeFileSync(path.join(__dirname, 'out', 'sockets.json'), JSON.stringify({ started, options: o, results }, null, 2))
+  fs.writeFileSync(path.join(__dirname, 'out', 'sockets.json'), JSON.stringify({ started, load, options: o, results, rounds }, null, 2))
 }
 
 if (process.argv[2] === 'child') {
