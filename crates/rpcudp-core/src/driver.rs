@@ -43,16 +43,25 @@ async fn run(shared: &Shared, io: Option<&UdpSocket>) {
         let next = {
             let mut ep = lock(&shared.endpoint);
             ep.expire(Instant::now(), &mut expired);
-            ep.next_deadline()
+            let next = ep.next_deadline();
+            let at = next.map_or(u64::MAX, |d| {
+                d.saturating_duration_since(shared.epoch)
+                    .as_nanos()
+                    .min(u64::MAX as u128 - 1) as u64
+            });
+            // Published under the endpoint lock: a call started after this
+            // lock is released compares its deadline with this value (and
+            // wakes the driver if earlier); one started before it is in
+            // `next` already. Stored after the lock, a call landing between
+            // the two saw the stale, earlier value, did not wake the driver,
+            // and its timeout never fired.
+            shared.armed.store(at, Ordering::Release);
+            next
         };
         if !expired.is_empty() {
             shared.events.push(|ev| expired.drain(..).for_each(|t| ev.push_timeout(t)));
             shared.events.notify();
         }
-        let at = next.map_or(u64::MAX, |d| {
-            d.saturating_duration_since(shared.epoch).as_nanos().min(u64::MAX as u128 - 1) as u64
-        });
-        shared.armed.store(at, Ordering::Release);
         let backlogged = shared.events.backlogged();
         let sleep = async {
             match next {
