@@ -22,9 +22,9 @@ async function main(input: WorkerInput) {
   const serverAddress = await server.listen(0, '127.0.0.1')
   const client = new RPCProtocol(options)
   await client.listen(0, '127.0.0.1')
-  // Never settled while the Worker lives: two never answered, one answered by the main thread after 50 ms.
+  // Outstanding when the Worker ends: two never answered, one the main thread answers after 1 s.
   for (const target of [serverAddress, input.mainServer, serverAddress]) void client.callRemote(target, target === serverAddress ? 'hang' : 'slow')
-  // Long enough for the datagrams to be out; the main thread's answer arrives while the Worker ends.
+  // Long enough for the datagrams to be out.
   await new Promise((r) => setTimeout(r, 20))
   parentPort!.postMessage({ ready: true, outstanding: client.stats().outstanding, backend: client.backend, nativeIo: client.nativeIo })
   if (input.end === 'return') {

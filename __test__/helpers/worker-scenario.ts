@@ -62,7 +62,8 @@ async function main() {
   const options = { backend, nativeIo, waitTimeout: 5 }
   const server = new RPCProtocol(options)
   server.handle('echo', (_s, v: unknown) => v)
-  server.handle('slow', () => new Promise((r) => setTimeout(() => r('late'), 50)))
+  // Answers a Worker's call after the Worker has usually ended: a reply to a socket that is gone.
+  server.handle('slow', () => new Promise((r) => setTimeout(() => r('late'), 1000)))
   const serverAddress = await server.listen(0, '127.0.0.1')
   const client = new RPCProtocol(options)
   await client.listen(0, '127.0.0.1')
