@@ -1,0 +1,155 @@
+import type { Address, CallResult, Handler } from '../protocol'
+import { Contact } from './contact'
+import { KademliaArgumentError } from './errors'
+import { compareDistance, isNodeId } from './ids'
+import { RoutingTable } from './routing'
+import type { ForgetfulStorage } from './storage'
+import type { KademliaTransport } from './transport'
+import { isDhtValue, type KademliaValue } from './values'
+import { newWireCounters, parseFindReply, type FindReply } from './wire'
+
+/**
+ * Python's kademlia.protocol.KademliaProtocol: the five RPCs this node serves,
+ * the calls it makes, and the routing-table upkeep around both (a peer that
+ * answers is welcomed, a peer that does not is dropped).
+ */
+export class KademliaProtocol {
+  readonly router: RoutingTable
+  readonly counters = newWireCounters()
+  /** Heads of full buckets being pinged now, so a burst of newcomers pings each once. */
+  private readonly pinging = new Set<string>()
+
+  constructor(
+    readonly self: Contact,
+    private readonly storage: ForgetfulStorage,
+    readonly ksize: number,
+    private readonly transport: KademliaTransport,
+  ) {
+    this.router = new RoutingTable(self, ksize, (head) => this.pingHead(head))
+  }
+
+  /** The handlers to serve, named as on the wire (Python's rpc_* methods). */
+  handlers(): Record<string, Handler> {
+    return {
+      stun: (sender: Address) => sender,
+      ping: (sender: Address, nodeid: unknown) => {
+        this.welcomeIfNew(this.source(sender, nodeid))
+        return this.self.id
+      },
+      store: (sender: Address, nodeid: unknown, key: unknown, value: unknown) => {
+        const source = this.source(sender, nodeid)
+        if (!isNodeId(key) || !isDhtValue(value)) throw this.malformed('store needs a 20-byte key and an int, float, bool, str or bytes value')
+        this.welcomeIfNew(source)
+        this.storage.set(key, value)
+        return true
+      },
+      find_node: (sender: Address, nodeid: unknown, key: unknown) => {
+        const source = this.source(sender, nodeid)
+        if (!isNodeId(key)) throw this.malformed('find_node needs a 20-byte key')
+        this.welcomeIfNew(source)
+        return this.neighboursFor(key, sender)
+      },
+      find_value: (sender: Address, nodeid: unknown, key: unknown) => {
+        const source = this.source(sender, nodeid)
+        if (!isNodeId(key)) throw this.malformed('find_value needs a 20-byte key')
+        this.welcomeIfNew(source)
+        const value = this.storage.get(key)
+        return value === undefined ? this.neighboursFor(key, sender) : { value }
+      },
+    }
+  }
+
+  private neighboursFor(key: Buffer, asker: Address) {
+    return this.router.findNeighbors(key, this.ksize, asker).map((c) => c.toWire())
+  }
+
+  private source(sender: Address, nodeid: unknown): Contact {
+    if (!isNodeId(nodeid)) throw this.malformed('the sender node id must be 20 bytes')
+    return new Contact(nodeid, sender[0], sender[1])
+  }
+
+  private malformed(message: string): KademliaArgumentError {
+    this.counters.malformedRequests++
+    return new KademliaArgumentError(message)
+  }
+
+  /**
+   * Python's welcome_if_new, corrected: a node not in the table yet is sent
+   * every stored key it should hold (it is among the k nearest the table knows
+   * and this node is nearer than any of them; Python tests the digest of the
+   * key instead of the key). Every contact that is heard from is then (re)added,
+   * which also makes it the most recently seen of its bucket.
+   */
+  welcomeIfNew(contact: Contact): void {
+    if (contact.key === this.self.key) {
+      this.counters.ownIdClaims++
+      return
+    }
+    if (this.router.isNew(contact)) {
+      for (const [key, value] of this.storage.entries()) {
+        const neighbours = this.router.findNeighbors(key)
+        const last = neighbours[neighbours.length - 1]
+        const newIsClose = neighbours.length < this.ksize || compareDistance(contact.id, last.id, key) < 0
+        const selfIsClosest = neighbours.length === 0 || compareDistance(this.self.id, neighbours[0].id, key) < 0
+        if (newIsClose && selfIsClosest) void this.callStore(contact, key, value)
+      }
+    }
+    this.router.add(contact)
+  }
+
+  private pingHead(head: Contact): void {
+    if (this.pinging.has(head.key)) return
+    this.pinging.add(head.key)
+    void this.callPing(head).finally(() => this.pinging.delete(head.key))
+  }
+
+  private async call(peer: Contact, name: string, args: unknown[]): Promise<CallResult<unknown>> {
+    try {
+      return await this.transport.call(peer.address, name, args)
+    } catch (err) {
+      // only local failures reject (the node is closed); the lookup just ends
+      return [false, null, { code: 'closed', message: err instanceof Error ? err.message : String(err) }]
+    }
+  }
+
+  /** Python's handle_call_response: a peer that answered is welcomed, one that did not leaves the table. */
+  private answered(result: CallResult<unknown>, peer: Contact): boolean {
+    if (!result[0]) {
+      this.router.remove(peer)
+      return false
+    }
+    this.welcomeIfNew(peer)
+    return true
+  }
+
+  async callPing(peer: Contact): Promise<boolean> {
+    return this.answered(await this.call(peer, 'ping', [this.self.id]), peer)
+  }
+
+  /** True when the peer acknowledged the store. */
+  async callStore(peer: Contact, key: Buffer, value: KademliaValue): Promise<boolean> {
+    const result = await this.call(peer, 'store', [this.self.id, key, value])
+    return this.answered(result, peer) && result[1] === true
+  }
+
+  callFindNode(peer: Contact, target: Buffer): Promise<FindReply> {
+    return this.find(peer, 'find_node', target)
+  }
+
+  callFindValue(peer: Contact, target: Buffer): Promise<FindReply> {
+    return this.find(peer, 'find_value', target)
+  }
+
+  /** The parsed answer, or undefined when the peer did not answer or answered with a malformed shape (it then leaves the table). */
+  private async find(peer: Contact, name: 'find_node' | 'find_value', target: Buffer): Promise<FindReply> {
+    const result = await this.call(peer, name, [this.self.id, target])
+    if (!result[0]) {
+      this.router.remove(peer)
+      return undefined
+    }
+    const reply = parseFindReply(result[1], this.ksize, this.self.key, this.counters, name === 'find_value')
+    if (reply === undefined) this.router.remove(peer)
+    else this.welcomeIfNew(peer)
+    return reply
+  }
+}
