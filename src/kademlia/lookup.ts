@@ -23,9 +23,13 @@ export interface LookupResult {
   cut: boolean
 }
 
+/** A candidate is an id at an address: a peer that names a known id at a bogus address must not hide the real one. */
+const homeKey = (c: Contact) => `${c.key}@${c.ip}:${c.port}`
+
 /**
  * Python's NodeHeap: every candidate heard of, nearest first; only the k
  * nearest are "visible", so dropping a silent node lets the next one in.
+ * Python keys candidates by id alone (first address heard wins); here by id and address.
  */
 class Shortlist {
   private readonly all: Contact[] = []
@@ -39,8 +43,9 @@ class Shortlist {
 
   push(contacts: readonly Contact[]): void {
     for (const c of contacts) {
-      if (this.known.has(c.key)) continue
-      this.known.add(c.key)
+      const home = homeKey(c)
+      if (this.known.has(home)) continue
+      this.known.add(home)
       let lo = 0
       let hi = this.all.length
       while (lo < hi) {
@@ -54,25 +59,33 @@ class Shortlist {
 
   remove(keys: ReadonlySet<string>): void {
     if (keys.size === 0) return
-    for (let i = this.all.length - 1; i >= 0; i--) if (keys.has(this.all[i].key)) this.all.splice(i, 1)
+    for (let i = this.all.length - 1; i >= 0; i--) if (keys.has(homeKey(this.all[i]))) this.all.splice(i, 1)
   }
 
   visible(): Contact[] {
     return this.all.slice(0, this.k)
   }
 
+  /** The visible nodes, each id once (an id heard at two addresses that both answered counts once). */
+  result(): Contact[] {
+    const seen = new Set<string>()
+    return this.visible().filter((c) => {
+      if (seen.has(c.key)) return false
+      seen.add(c.key)
+      return true
+    })
+  }
+
   ids(): string {
-    return this.visible()
-      .map((c) => c.key)
-      .join()
+    return this.visible().map(homeKey).join()
   }
 
   uncontacted(): Contact[] {
-    return this.visible().filter((c) => !this.contacted.has(c.key))
+    return this.visible().filter((c) => !this.contacted.has(homeKey(c)))
   }
 
   markContacted(c: Contact): void {
-    this.contacted.add(c.key)
+    this.contacted.add(homeKey(c))
   }
 }
 
@@ -105,7 +118,7 @@ export async function lookup(
     const batch = shortlist.uncontacted().slice(0, Math.min(count, limits.maxCalls - calls))
     if (batch.length === 0 || rounds >= limits.maxRounds) {
       const cut = shortlist.uncontacted().length > 0
-      return { nodes: shortlist.visible(), rounds, calls, cut }
+      return { nodes: shortlist.result(), rounds, calls, cut }
     }
     rounds++
     calls += batch.length
@@ -117,7 +130,7 @@ export async function lookup(
     const values: KademliaValue[] = []
     replies.forEach((reply, i) => {
       const peer = batch[i]
-      if (reply === undefined) silent.add(peer.key)
+      if (reply === undefined) silent.add(homeKey(peer))
       else if ('value' in reply) values.push(reply.value)
       else {
         if (findValue && (nearestWithoutValue === undefined || compareDistance(peer.id, nearestWithoutValue.id, target) < 0))
@@ -129,7 +142,7 @@ export async function lookup(
     if (values.length > 0) {
       const value = mostCommon(values)
       if (nearestWithoutValue !== undefined) await protocol.callStore(nearestWithoutValue, target, value)
-      return { nodes: shortlist.visible(), value, rounds, calls, cut: false }
+      return { nodes: shortlist.result(), value, rounds, calls, cut: false }
     }
   }
 }
