@@ -25,7 +25,7 @@ export const EXIT = {
 
 const { version } = require('../package.json') as { version: string }
 
-class UsageError extends Error {}
+export class UsageError extends Error {}
 
 const BACKEND_HELP = `  --backend <b>   auto (default: native when the addon loads, else pure), native or pure`
 
@@ -51,6 +51,7 @@ Usage:
   rpcudp serve [--port 1234] [--host 127.0.0.1] [--backend auto|native|pure] [--stats-interval s]
   rpcudp call <host:port> <method> [json-arg...] [--timeout s] [--backend ...]
   rpcudp ping <host:port> [--count n] [--interval s] [--timeout s] [--backend ...]
+  rpcudp dht serve|set|get ...   a Kademlia node (rpcudp/kademlia), see rpcudp dht --help
   rpcudp <command> --help
   rpcudp --version
 
@@ -106,10 +107,36 @@ ${BACKEND_HELP}
 ${EXIT_HELP}`,
 }
 
+HELP.dht = `Usage:
+  rpcudp dht serve [--port 8468] [--host 127.0.0.1] [--bootstrap host:port[,host:port...]] [options]
+  rpcudp dht set <key> <json-value> --bootstrap host:port[,...] [options]
+  rpcudp dht get <key> --bootstrap host:port[,...] [options]
+
+A Kademlia DHT node (rpcudp/kademlia) that joins Python kademlia 2.2.3 networks.
+serve prints the bound address as the first line of stdout and serves until
+SIGINT or SIGTERM. set and get join through the bootstrap nodes on a free port,
+then store or look up the key (a string, hashed with sha1 like Python's digest).
+set prints true or false, get prints the value as JSON.
+
+  --bootstrap <list>  comma-separated host:port of nodes to join through
+  --port <n>          serve: UDP port, 0 for any free one (default 8468)
+  --host <ip>         serve: address to bind (default 127.0.0.1)
+  --timeout <s>       seconds to wait for each answer (default 5)
+  --ksize <n>         k (default 20)
+  --alpha <n>         parallel calls per lookup round (default 3)
+${BACKEND_HELP}
+
+Values are JSON and must be what Python kademlia stores: a string, a number, a
+boolean or bytes ({"$base64": "..."}; big integers as {"$bigint": "..."}).
+
+Exit status: 0 done (get: found); 1 get: the network has no value for the key;
+2 bad command line or value (nothing sent); 3 no bootstrap node answered, or
+set: no node acknowledged the store; 4 local failure (backend, bind).`
+
 // ---------------------------------------------------------------- arguments
 
 type OptionKind = 'string' | 'boolean'
-interface Parsed {
+export interface Parsed {
   positionals: string[]
   options: Record<string, string | true>
 }
@@ -119,6 +146,7 @@ const OPTIONS: Record<string, Record<string, OptionKind>> = {
   serve: { ...COMMON, port: 'string', host: 'string', 'stats-interval': 'string' },
   call: { ...COMMON, timeout: 'string' },
   ping: { ...COMMON, timeout: 'string', count: 'string', interval: 'string' },
+  dht: { ...COMMON, timeout: 'string', port: 'string', host: 'string', bootstrap: 'string', ksize: 'string', alpha: 'string' },
 }
 
 /**
@@ -160,12 +188,12 @@ function parseArgs(command: string, argv: string[]): Parsed {
   return { positionals, options }
 }
 
-function stringOption(p: Parsed, name: string): string | undefined {
+export function stringOption(p: Parsed, name: string): string | undefined {
   const v = p.options[name]
   return v === undefined || v === true ? undefined : v
 }
 
-function numberOption(p: Parsed, name: string, dflt: number, check: (n: number) => boolean, what: string): number {
+export function numberOption(p: Parsed, name: string, dflt: number, check: (n: number) => boolean, what: string): number {
   const s = stringOption(p, name)
   if (s === undefined) return dflt
   const n = s.trim() === '' ? NaN : Number(s)
@@ -173,10 +201,10 @@ function numberOption(p: Parsed, name: string, dflt: number, check: (n: number) 
   return n
 }
 
-const positiveSeconds = (p: Parsed, name: string, dflt: number) =>
+export const positiveSeconds = (p: Parsed, name: string, dflt: number) =>
   numberOption(p, name, dflt, (n) => Number.isFinite(n) && n > 0, 'a positive number of seconds')
 
-function backendOption(p: Parsed): BackendChoice {
+export function backendOption(p: Parsed): BackendChoice {
   const b = stringOption(p, 'backend') ?? 'auto'
   if (b !== 'auto' && b !== 'native' && b !== 'pure') throw new UsageError(`--backend must be auto, native or pure, got ${JSON.stringify(b)}`)
   return b
@@ -206,7 +234,7 @@ export function splitAddress(text: string): { host: string; port: number } {
   return { host, port }
 }
 
-async function resolveAddress(text: string): Promise<Address> {
+export async function resolveAddress(text: string): Promise<Address> {
   const { host, port } = splitAddress(text)
   if (isIP(host) !== 0) return [host, port]
   if (host === 'localhost') return ['127.0.0.1', port] // what RPCProtocol.listen() means by it too
@@ -322,7 +350,7 @@ export function toJson(v: unknown): unknown {
 
 // ---------------------------------------------------------------- commands
 
-function out(line: string) {
+export function out(line: string) {
   process.stdout.write(line + '\n')
 }
 
@@ -352,22 +380,26 @@ async function serve(p: Parsed): Promise<number> {
 
   const printStats = () => out(JSON.stringify(proto.stats()))
   const timer = statsInterval === undefined ? undefined : setInterval(printStats, statsInterval * 1000)
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      process.off('SIGINT', stop)
-      process.off('SIGTERM', stop)
-      // a second signal while closing falls through to Node's default: exit now
-      resolve()
-    }
-    process.on('SIGINT', stop)
-    process.on('SIGTERM', stop)
-  })
+  await untilStopped()
   if (timer !== undefined) {
     clearInterval(timer)
     printStats()
   }
   await proto.close()
   return EXIT.ok
+}
+
+/** Resolves on the first SIGINT or SIGTERM; a second signal while closing falls through to Node's default: exit now. */
+export function untilStopped(): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const stop = () => {
+      process.off('SIGINT', stop)
+      process.off('SIGTERM', stop)
+      resolve()
+    }
+    process.on('SIGINT', stop)
+    process.on('SIGTERM', stop)
+  })
 }
 
 async function call(p: Parsed): Promise<number> {
@@ -429,7 +461,10 @@ async function withClient(backend: BackendChoice, target: Address, body: (proto:
 
 // ---------------------------------------------------------------- main
 
-const COMMANDS: Record<string, (p: Parsed) => Promise<number>> = { serve, call, ping }
+// loaded on first use: plain RPC commands never load the DHT
+const dht = async (p: Parsed) => (await import('./kademlia/cli')).dht(p)
+
+const COMMANDS: Record<string, (p: Parsed) => Promise<number>> = { serve, call, ping, dht }
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
