@@ -3,22 +3,23 @@ import test from 'ava'
 import { randomBytes } from 'node:crypto'
 import { Contact } from '../src/kademlia/contact'
 import { KademliaValueError, digest } from '../src/kademlia'
-import { ID_SPACE, bigIntToId, idToBigInt } from '../src/kademlia/ids'
+import { ID_SPACE, bigIntToKey, keyToBigInt, toKey, type IdKey } from '../src/kademlia/ids'
 import { RoutingTable } from '../src/kademlia/routing'
 import { ForgetfulStorage } from '../src/kademlia/storage'
 import { checkDhtValue } from '../src/kademlia/values'
 import { seededRandom, waitFor } from './helpers/kademlia-sim'
 
-/** An id whose first bytes are `prefix` and the rest zero. */
-function idOf(...prefix: number[]): Buffer {
+/** The IdKey of an id whose first bytes are `prefix` and the rest zero. */
+function idOf(...prefix: number[]): IdKey {
   const id = Buffer.alloc(20)
   Buffer.from(prefix).copy(id)
-  return id
+  return toKey(id)
 }
 
 let port = 1000
-const contact = (id: Buffer) => new Contact(id, '10.1.0.1', port++)
-const ZERO = new Contact(Buffer.alloc(20), '', 0)
+const contact = (key: IdKey) => new Contact(key, '10.1.0.1', port++)
+const ZERO = idOf()
+const hex = (key: IdKey) => Buffer.from(key, 'latin1').toString('hex')
 
 test('digest is sha1 of the UTF-8 string or of the bytes, like Python kademlia.utils.digest', (t) => {
   // hashlib.sha1(b'hello').hexdigest()
@@ -78,7 +79,7 @@ test('a contact seen again becomes the most recently seen; a stale address does 
   table.add(b)
   table.add(a)
   t.deepEqual([...table.bucketFor(a).nodes.values()], [b, a])
-  table.remove(new Contact(a.id, '10.9.9.9', 1))
+  table.remove(new Contact(a.key, '10.9.9.9', 1))
   t.true(table.has(a))
   table.remove(a)
   t.false(table.has(a))
@@ -94,49 +95,49 @@ test('the replacement cache holds at most 5 * ksize, newest kept', (t) => {
   const far = table.bucketFor(contact(ids[0]))
   t.is(far.nodes.size, 2)
   t.is(far.replacements.size, 10)
-  t.true(far.replacements.has(ids[19].toString('hex')))
-  t.false(far.replacements.has(ids[9].toString('hex')))
+  t.true(far.replacements.has(ids[19]))
+  t.false(far.replacements.has(ids[9]))
 })
 
 test('this node never enters its own table, and ids at a bucket edge land in that bucket', (t) => {
   const table = new RoutingTable(ZERO, 1, () => {})
-  table.add(new Contact(Buffer.alloc(20), '10.1.0.9', 9))
+  table.add(new Contact(ZERO, '10.1.0.9', 9))
   t.is(table.size, 0)
-  t.false(table.isNew(new Contact(Buffer.alloc(20), '10.1.0.9', 9)))
+  t.false(table.isNew(new Contact(ZERO, '10.1.0.9', 9)))
   table.add(contact(idOf(0x80)))
   table.add(contact(idOf(0x40))) // splits at 2^159
-  const top = bigIntToId((1n << 159n) - 1n) // the last id of the lower bucket (Python's `<` puts it in the next)
-  t.is(table.bucketIndex(idToBigInt(top)), 0)
-  t.is(table.bucketIndex(ID_SPACE - 1n), table.buckets.length - 1)
+  const top = bigIntToKey((1n << 159n) - 1n) // the last id of the lower bucket (Python's `<` puts it in the next)
+  t.is(table.bucketIndex(top), 0)
+  t.is(table.bucketIndex(bigIntToKey(1n << 159n)), 1)
+  t.is(table.bucketIndex(bigIntToKey(ID_SPACE - 1n)), table.buckets.length - 1)
 })
 
 test('findNeighbors returns the k nearest by XOR distance, nearest first, without the target or the asker', (t) => {
   const rnd = seededRandom(7)
-  const self = new Contact(randomBytes(20), '', 0)
-  const table = new RoutingTable(self, 20, () => {})
+  const table = new RoutingTable(toKey(randomBytes(20)), 20, () => {})
   for (let i = 0; i < 400; i++) {
     const id = Buffer.from(Array.from({ length: 20 }, () => Math.floor(rnd() * 256)))
-    table.add(new Contact(id, '10.2.' + (i >> 8) + '.' + (i & 255), 5000 + i))
+    table.add(Contact.fromId(id, '10.2.' + (i >> 8) + '.' + (i & 255), 5000 + i))
   }
   const inTable = table.buckets.flatMap((b) => [...b.nodes.values()])
   t.true(inTable.length > 40, `the table holds ${inTable.length} contacts`)
   for (let round = 0; round < 20; round++) {
-    const target = round === 0 ? inTable[3].id : randomBytes(20)
+    const target = round === 0 ? inTable[3].key : toKey(randomBytes(20))
     const asker = inTable[round * 2].address
     const expected = inTable
-      .filter((c) => !c.id.equals(target) && !c.sameHomeAs(asker))
+      .filter((c) => c.key !== target && !c.sameHomeAs(asker))
       .sort((a, b) => {
-        const da = idToBigInt(a.id) ^ idToBigInt(target)
-        const db = idToBigInt(b.id) ^ idToBigInt(target)
+        const da = keyToBigInt(a.key) ^ keyToBigInt(target)
+        const db = keyToBigInt(b.key) ^ keyToBigInt(target)
         return da < db ? -1 : da > db ? 1 : 0
       })
       .slice(0, 20)
     t.deepEqual(
-      table.findNeighbors(target, 20, asker).map((c) => c.key),
-      expected.map((c) => c.key),
+      table.findNeighbors(target, 20, asker).map((c) => hex(c.key)),
+      expected.map((c) => hex(c.key)),
     )
   }
-  t.deepEqual(table.findNeighbors(randomBytes(20), 0), [])
+  t.deepEqual(table.findNeighbors(toKey(randomBytes(20)), 0), [])
 })
 
 test('lonely buckets are those without a lookup in their range for the given time', async (t) => {
@@ -176,4 +177,24 @@ test('values: int, float, bool, str and bytes only, and only what fits in one st
   t.throws(() => checkDhtValue('\ud800', 8192), { instanceOf: KademliaValueError })
   t.notThrows(() => checkDhtValue('x'.repeat(8000), 8192))
   t.throws(() => checkDhtValue('x'.repeat(8192), 8192), { instanceOf: KademliaValueError, message: /limit is 8192/ })
+})
+
+test('knowsNearerThanSelf agrees with a scan of every contact', (t) => {
+  const rnd = seededRandom(9)
+  const randomKey = () => toKey(Buffer.from(Array.from({ length: 20 }, () => Math.floor(rnd() * 256))))
+  const self = randomKey()
+  const table = new RoutingTable(self, 8, () => {})
+  for (let i = 0; i < 300; i++) table.add(new Contact(randomKey(), '10.3.0.1', 1000 + i))
+  const contacts = table.buckets.flatMap((b) => [...b.nodes.keys()])
+  let nearer = 0
+  for (let i = 0; i < 500; i++) {
+    // keys near this node, where the answer varies, and anywhere
+    const key = i % 2 ? randomKey() : toKey(Buffer.from(Buffer.from(self, 'latin1').map((b, j) => (j < 1 + (i % 4) ? b : Math.floor(rnd() * 256)))))
+    const distance = (x: IdKey) => keyToBigInt(x) ^ keyToBigInt(key)
+    const expected = contacts.some((c) => distance(c) < distance(self))
+    t.is(table.knowsNearerThanSelf(key), expected)
+    if (expected) nearer++
+  }
+  t.true(nearer > 50 && nearer < 450, `${nearer} of 500 keys have a nearer contact`)
+  t.false(table.knowsNearerThanSelf(self))
 })

@@ -1,20 +1,22 @@
 import type { Address } from '../protocol'
-import { idToBigInt } from './ids'
+import { fromKey, toKey, type IdKey } from './ids'
 
 /** Another node as the routing table and lookups know it (Python's kademlia.node.Node). */
 export class Contact {
-  /** The id as hex, the key of every map that holds contacts. */
-  readonly key: string
-  /** The id as a number, for bucket ranges (Python's long_id). */
-  readonly long: bigint
-
   constructor(
-    readonly id: Buffer,
+    /** The id as an IdKey (20 latin1 characters). */
+    readonly key: IdKey,
     readonly ip: string,
     readonly port: number,
-  ) {
-    this.key = id.toString('hex')
-    this.long = idToBigInt(id)
+  ) {}
+
+  static fromId(id: Uint8Array, ip: string, port: number): Contact {
+    return new Contact(toKey(id), ip, port)
+  }
+
+  /** The 20-byte id (a new Buffer each time). */
+  get id(): Buffer {
+    return fromKey(this.key)
   }
 
   get address(): Address {

@@ -1,5 +1,5 @@
 import type { Contact } from './contact'
-import { compareDistance } from './ids'
+import { compareDistance, type IdKey } from './ids'
 import type { KademliaProtocol } from './protocol'
 import { valueIdentity, type KademliaValue } from './values'
 import type { FindReply } from './wire'
@@ -37,7 +37,7 @@ class Shortlist {
   private readonly contacted = new Set<string>()
 
   constructor(
-    private readonly target: Buffer,
+    private readonly target: IdKey,
     private readonly k: number,
   ) {}
 
@@ -50,7 +50,7 @@ class Shortlist {
       let hi = this.all.length
       while (lo < hi) {
         const m = (lo + hi) >> 1
-        if (compareDistance(this.all[m].id, c.id, this.target) < 0) lo = m + 1
+        if (compareDistance(this.all[m].key, c.key, this.target) < 0) lo = m + 1
         else hi = m
       }
       this.all.splice(lo, 0, c)
@@ -97,7 +97,7 @@ class Shortlist {
  */
 export async function lookup(
   protocol: KademliaProtocol,
-  target: Buffer,
+  target: IdKey,
   peers: readonly Contact[],
   alpha: number,
   limits: LookupLimits,
@@ -133,7 +133,7 @@ export async function lookup(
       if (reply === undefined) silent.add(homeKey(peer))
       else if ('value' in reply) values.push(reply.value)
       else {
-        if (findValue && (nearestWithoutValue === undefined || compareDistance(peer.id, nearestWithoutValue.id, target) < 0))
+        if (findValue && (nearestWithoutValue === undefined || compareDistance(peer.key, nearestWithoutValue.key, target) < 0))
           nearestWithoutValue = peer
         shortlist.push(reply.nodes)
       }

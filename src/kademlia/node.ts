@@ -3,7 +3,7 @@ import type { BackendChoice } from '../loader'
 import type { Address, RPCProtocolOptions, Stats } from '../protocol'
 import { Contact } from './contact'
 import { KademliaArgumentError } from './errors'
-import { compareDistance, digest, isNodeId, randomId, randomIdInRange, type Key } from './ids'
+import { compareDistance, digest, fromKey, isNodeId, randomId, randomIdInRange, toKey, type IdKey, type Key } from './ids'
 import { lookup, type LookupLimits } from './lookup'
 import { KademliaProtocol } from './protocol'
 import { readState, writeState } from './state'
@@ -105,7 +105,7 @@ export class KademliaNode {
     this.alpha = positiveInteger('alpha', options.alpha, 3)
     if (options.nodeId !== undefined && !isNodeId(options.nodeId)) throw new KademliaArgumentError('nodeId must be a 20-byte Buffer')
     this.id = options.nodeId === undefined ? randomId() : Buffer.from(options.nodeId)
-    this.self = new Contact(this.id, '', 0)
+    this.self = Contact.fromId(this.id, '', 0)
     this.refreshMs = positiveSeconds('refreshInterval', options.refreshInterval, 3600) * 1000
     this.maxBodySize = positiveInteger('maxBodySize', options.maxBodySize, 8192)
     this.limits = {
@@ -147,7 +147,7 @@ export class KademliaNode {
     const checked = addresses.map(checkAddress)
     const answered = await Promise.all(checked.map((a) => this.bootstrapNode(a)))
     const peers = answered.filter((c): c is Contact => c !== undefined)
-    return (await this.runLookup(this.id, peers, false)).nodes.map(nodeInfo)
+    return (await this.runLookup(this.self.key, peers, false)).nodes.map(nodeInfo)
   }
 
   private async bootstrapNode(address: Address): Promise<Contact | undefined> {
@@ -166,12 +166,12 @@ export class KademliaNode {
       this.protocol.counters.ownIdClaims++
       return undefined
     }
-    return new Contact(result[1], address[0], address[1])
+    return Contact.fromId(result[1], address[0], address[1])
   }
 
   /** The value stored under `key`, or null when the network has none (Python's get). */
   async get(key: Key): Promise<KademliaValue | null> {
-    const dkey = digest(key)
+    const dkey = toKey(digest(key))
     const local = this.storage.get(dkey)
     if (local !== undefined) return local
     const nearest = this.protocol.router.findNeighbors(dkey)
@@ -182,26 +182,29 @@ export class KademliaNode {
   /** Stores `value` under `key` on the k nodes nearest it; true if at least one acknowledged (Python's set). */
   async set(key: Key, value: KademliaValue): Promise<boolean> {
     const checked = checkDhtValue(value, this.maxBodySize)
-    return this.setDigest(digest(key), checked)
+    return this.store(toKey(digest(key)), checked)
   }
 
   /** Like set() with the 20-byte key already digested (Python's set_digest). */
   async setDigest(dkey: Buffer, value: KademliaValue): Promise<boolean> {
     if (!isNodeId(dkey)) throw new KademliaArgumentError('a digested key is 20 bytes')
-    const checked = checkDhtValue(value, this.maxBodySize)
+    return this.store(toKey(dkey), checkDhtValue(value, this.maxBodySize))
+  }
+
+  private async store(dkey: IdKey, checked: KademliaValue): Promise<boolean> {
     const nearest = this.protocol.router.findNeighbors(dkey)
     if (nearest.length === 0) return false
     const { nodes } = await this.runLookup(dkey, nearest, false)
     // this node holds it too when it is one of the k nearest (Python: only when nearer than the farthest found)
     const farthest = nodes[nodes.length - 1]
-    if (nodes.length < this.ksize || compareDistance(this.id, farthest.id, dkey) < 0) this.storage.set(dkey, checked)
+    if (nodes.length < this.ksize || compareDistance(this.self.key, farthest.key, dkey) < 0) this.storage.set(dkey, checked)
     const acks = await Promise.all(nodes.map((n) => this.protocol.callStore(n, dkey, checked)))
     return acks.includes(true)
   }
 
   /** Up to k [ip, port] of the nodes nearest this one, to bootstrap from next time (Python's bootstrappable_neighbors). */
   bootstrappableNeighbors(): Address[] {
-    return this.protocol.router.findNeighbors(this.id).map((c) => c.address)
+    return this.protocol.router.findNeighbors(this.self.key).map((c) => c.address)
   }
 
   /**
@@ -214,13 +217,13 @@ export class KademliaNode {
     const buckets = this.protocol.router.lonelyBuckets(this.refreshMs)
     await Promise.all(
       buckets.map((b) => {
-        const rid = randomIdInRange(b.low, b.high)
+        const rid = toKey(randomIdInRange(b.low, b.high))
         return this.runLookup(rid, this.protocol.router.findNeighbors(rid, this.alpha), false)
       }),
     )
     for (const [dkey, value] of this.storage.olderThan(this.refreshMs / 1000)) {
       if (this.state !== 'listening') return
-      await this.setDigest(dkey, value)
+      await this.store(dkey, value)
     }
   }
 
@@ -267,7 +270,7 @@ export class KademliaNode {
     await this.transport.close()
   }
 
-  private async runLookup(target: Buffer, peers: Contact[], findValue: boolean) {
+  private async runLookup(target: IdKey, peers: Contact[], findValue: boolean) {
     const result = await lookup(this.protocol, target, peers, this.alpha, this.limits, findValue)
     this.counters.lookups++
     this.counters.lookupRounds += result.rounds

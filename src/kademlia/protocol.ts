@@ -1,7 +1,7 @@
 import type { Address, CallResult, Handler } from '../protocol'
 import { Contact } from './contact'
 import { KademliaArgumentError } from './errors'
-import { compareDistance, isNodeId } from './ids'
+import { compareDistance, fromKey, isNodeId, toKey, type IdKey } from './ids'
 import { RoutingTable } from './routing'
 import type { ForgetfulStorage } from './storage'
 import type { KademliaTransport } from './transport'
@@ -16,6 +16,8 @@ import { newWireCounters, parseFindReply, type FindReply } from './wire'
 export class KademliaProtocol {
   readonly router: RoutingTable
   readonly counters = newWireCounters()
+  /** This node's id as sent on the wire. */
+  private readonly selfId: Buffer
   /** Heads of full buckets being pinged now, so a burst of newcomers pings each once. */
   private readonly pinging = new Set<string>()
 
@@ -25,7 +27,8 @@ export class KademliaProtocol {
     readonly ksize: number,
     private readonly transport: KademliaTransport,
   ) {
-    this.router = new RoutingTable(self, ksize, (head) => this.pingHead(head))
+    this.selfId = self.id
+    this.router = new RoutingTable(self.key, ksize, (head) => this.pingHead(head))
   }
 
   /** The handlers to serve, named as on the wire (Python's rpc_* methods). */
@@ -34,38 +37,39 @@ export class KademliaProtocol {
       stun: (sender: Address) => sender,
       ping: (sender: Address, nodeid: unknown) => {
         this.welcomeIfNew(this.source(sender, nodeid))
-        return this.self.id
+        return this.selfId
       },
       store: (sender: Address, nodeid: unknown, key: unknown, value: unknown) => {
         const source = this.source(sender, nodeid)
         if (!isNodeId(key) || !isDhtValue(value)) throw this.malformed('store needs a 20-byte key and an int, float, bool, str or bytes value')
         this.welcomeIfNew(source)
-        this.storage.set(key, value)
+        this.storage.set(toKey(key), value)
         return true
       },
       find_node: (sender: Address, nodeid: unknown, key: unknown) => {
         const source = this.source(sender, nodeid)
         if (!isNodeId(key)) throw this.malformed('find_node needs a 20-byte key')
         this.welcomeIfNew(source)
-        return this.neighboursFor(key, sender)
+        return this.neighboursFor(toKey(key), sender)
       },
       find_value: (sender: Address, nodeid: unknown, key: unknown) => {
         const source = this.source(sender, nodeid)
         if (!isNodeId(key)) throw this.malformed('find_value needs a 20-byte key')
         this.welcomeIfNew(source)
-        const value = this.storage.get(key)
-        return value === undefined ? this.neighboursFor(key, sender) : { value }
+        const k = toKey(key)
+        const value = this.storage.get(k)
+        return value === undefined ? this.neighboursFor(k, sender) : { value }
       },
     }
   }
 
-  private neighboursFor(key: Buffer, asker: Address) {
+  private neighboursFor(key: IdKey, asker: Address) {
     return this.router.findNeighbors(key, this.ksize, asker).map((c) => c.toWire())
   }
 
   private source(sender: Address, nodeid: unknown): Contact {
     if (!isNodeId(nodeid)) throw this.malformed('the sender node id must be 20 bytes')
-    return new Contact(nodeid, sender[0], sender[1])
+    return Contact.fromId(nodeid, sender[0], sender[1])
   }
 
   private malformed(message: string): KademliaArgumentError {
@@ -87,11 +91,10 @@ export class KademliaProtocol {
     }
     if (this.router.isNew(contact)) {
       for (const [key, value] of this.storage.entries()) {
+        if (this.router.knowsNearerThanSelf(key)) continue
         const neighbours = this.router.findNeighbors(key)
         const last = neighbours[neighbours.length - 1]
-        const newIsClose = neighbours.length < this.ksize || compareDistance(contact.id, last.id, key) < 0
-        const selfIsClosest = neighbours.length === 0 || compareDistance(this.self.id, neighbours[0].id, key) < 0
-        if (newIsClose && selfIsClosest) void this.callStore(contact, key, value)
+        if (neighbours.length < this.ksize || compareDistance(contact.key, last.key, key) < 0) void this.callStore(contact, key, value)
       }
     }
     this.router.add(contact)
@@ -123,26 +126,26 @@ export class KademliaProtocol {
   }
 
   async callPing(peer: Contact): Promise<boolean> {
-    return this.answered(await this.call(peer, 'ping', [this.self.id]), peer)
+    return this.answered(await this.call(peer, 'ping', [this.selfId]), peer)
   }
 
   /** True when the peer acknowledged the store. */
-  async callStore(peer: Contact, key: Buffer, value: KademliaValue): Promise<boolean> {
-    const result = await this.call(peer, 'store', [this.self.id, key, value])
+  async callStore(peer: Contact, key: IdKey, value: KademliaValue): Promise<boolean> {
+    const result = await this.call(peer, 'store', [this.selfId, fromKey(key), value])
     return this.answered(result, peer) && result[1] === true
   }
 
-  callFindNode(peer: Contact, target: Buffer): Promise<FindReply> {
+  callFindNode(peer: Contact, target: IdKey): Promise<FindReply> {
     return this.find(peer, 'find_node', target)
   }
 
-  callFindValue(peer: Contact, target: Buffer): Promise<FindReply> {
+  callFindValue(peer: Contact, target: IdKey): Promise<FindReply> {
     return this.find(peer, 'find_value', target)
   }
 
   /** The parsed answer, or undefined when the peer did not answer or answered with a malformed shape (it then leaves the table). */
-  private async find(peer: Contact, name: 'find_node' | 'find_value', target: Buffer): Promise<FindReply> {
-    const result = await this.call(peer, name, [this.self.id, target])
+  private async find(peer: Contact, name: 'find_node' | 'find_value', target: IdKey): Promise<FindReply> {
+    const result = await this.call(peer, name, [this.selfId, fromKey(target)])
     if (!result[0]) {
       this.router.remove(peer)
       return undefined

@@ -1,6 +1,6 @@
 import type { Address } from '../protocol'
 import type { Contact } from './contact'
-import { ID_SPACE, compareDistance } from './ids'
+import { ID_BYTES, ID_SPACE, bigIntToKey, compareDistance, keyToBigInt, sharedPrefixBits, type IdKey } from './ids'
 
 /**
  * A k-bucket (Python's kademlia.routing.KBucket): up to `ksize` contacts in
@@ -9,9 +9,12 @@ import { ID_SPACE, compareDistance } from './ids'
  */
 export class KBucket {
   /** Contacts, oldest first (a Map keeps insertion order, like Python's OrderedDict). */
-  readonly nodes = new Map<string, Contact>()
-  readonly replacements = new Map<string, Contact>()
+  readonly nodes = new Map<IdKey, Contact>()
+  readonly replacements = new Map<IdKey, Contact>()
   lastUpdated = performance.now()
+  /** The range's ends as IdKeys, which compare in id order. */
+  readonly lowKey: IdKey
+  readonly highKey: IdKey
 
   constructor(
     /** The id range this bucket covers, both ends inclusive. */
@@ -19,14 +22,17 @@ export class KBucket {
     readonly high: bigint,
     readonly ksize: number,
     readonly maxReplacements: number,
-  ) {}
+  ) {
+    this.lowKey = bigIntToKey(low)
+    this.highKey = bigIntToKey(high)
+  }
 
   touch(): void {
     this.lastUpdated = performance.now()
   }
 
-  hasInRange(long: bigint): boolean {
-    return this.low <= long && long <= this.high
+  hasInRange(key: IdKey): boolean {
+    return this.lowKey <= key && key <= this.highKey
   }
 
   /** True if it went into the bucket; false if the bucket is full and it went into the replacement cache. */
@@ -63,20 +69,17 @@ export class KBucket {
     const mid = (this.low + this.high) / 2n
     const one = new KBucket(this.low, mid, this.ksize, this.maxReplacements)
     const two = new KBucket(mid + 1n, this.high, this.ksize, this.maxReplacements)
-    for (const c of [...this.nodes.values(), ...this.replacements.values()]) (c.long <= mid ? one : two).add(c)
+    for (const c of [...this.nodes.values(), ...this.replacements.values()]) (c.key <= one.highKey ? one : two).add(c)
     return [one, two]
   }
 
   /** Bits shared by the ids of every contact in the bucket (Python's depth()). */
   depth(): number {
-    let first: bigint | undefined
-    let depth = 160
+    let first: IdKey | undefined
+    let depth = ID_BYTES * 8
     for (const c of this.nodes.values()) {
-      if (first === undefined) first = c.long
-      else {
-        const x = first ^ c.long
-        if (x !== 0n) depth = Math.min(depth, 160 - x.toString(2).length)
-      }
+      if (first === undefined) first = c.key
+      else depth = Math.min(depth, sharedPrefixBits(first, c.key))
     }
     return depth
   }
@@ -96,15 +99,13 @@ export class KBucket {
  */
 export class RoutingTable {
   buckets: KBucket[]
-  private readonly selfLong: bigint
 
   constructor(
-    private readonly selfContact: { id: Buffer; long: bigint; key: string },
+    private readonly selfKey: IdKey,
     readonly ksize: number,
     private readonly pingHead: (head: Contact) => void,
     private readonly replacementFactor = 5,
   ) {
-    this.selfLong = selfContact.long
     this.buckets = [this.newBucket(0n, ID_SPACE - 1n)]
   }
 
@@ -112,25 +113,32 @@ export class RoutingTable {
     return new KBucket(low, high, this.ksize, this.ksize * this.replacementFactor)
   }
 
-  /** The index of the bucket whose range holds `long` (ranges are inclusive; Python's `<` misplaces each range's top id). */
-  bucketIndex(long: bigint): number {
+  /** The index of the bucket whose range holds `key` (ranges are inclusive; Python's `<` misplaces each range's top id). */
+  bucketIndex(key: IdKey): number {
     let lo = 0
     let hi = this.buckets.length - 1
     while (lo < hi) {
       const m = (lo + hi) >> 1
-      if (long > this.buckets[m].high) lo = m + 1
+      if (key > this.buckets[m].highKey) lo = m + 1
       else hi = m
     }
     return lo
   }
 
   bucketFor(contact: Contact): KBucket {
-    return this.buckets[this.bucketIndex(contact.long)]
+    return this.buckets[this.bucketIndex(contact.key)]
   }
 
-  /** A contact the table has not seen in its bucket (Python's is_new_node); this node itself never is. */
+  /**
+   * A contact the table has not seen (Python's is_new_node); this node itself
+   * never is. Unlike Python, one waiting in the replacement cache is not new:
+   * Python welcomes it again, with a store of every key it should hold, each
+   * time it is heard from.
+   */
   isNew(contact: Contact): boolean {
-    return contact.key !== this.selfContact.key && !this.bucketFor(contact).nodes.has(contact.key)
+    if (contact.key === this.selfKey) return false
+    const bucket = this.bucketFor(contact)
+    return !bucket.nodes.has(contact.key) && !bucket.replacements.has(contact.key)
   }
 
   has(contact: Contact): boolean {
@@ -139,14 +147,13 @@ export class RoutingTable {
   }
 
   add(contact: Contact): void {
-    if (contact.key === this.selfContact.key) return
+    if (contact.key === this.selfKey) return
     for (;;) {
-      const index = this.bucketIndex(contact.long)
+      const index = this.bucketIndex(contact.key)
       const bucket = this.buckets[index]
       if (bucket.add(contact)) return
-      if (bucket.hasInRange(this.selfLong) || bucket.depth() % 5 !== 0) {
-        const [one, two] = bucket.split()
-        this.buckets.splice(index, 1, one, two)
+      if (bucket.hasInRange(this.selfKey) || bucket.depth() % 5 !== 0) {
+        this.buckets.splice(index, 1, ...bucket.split())
         continue
       }
       const head = bucket.head()
@@ -168,17 +175,17 @@ export class RoutingTable {
    * Unlike Python's TableTraverser walk, every bucket is considered, so these
    * are the exact k nearest the table knows.
    */
-  findNeighbors(target: Buffer, k = this.ksize, exclude?: Address): Contact[] {
+  findNeighbors(target: IdKey, k = this.ksize, exclude?: Address): Contact[] {
     if (k <= 0) return []
-    this.buckets[this.bucketIndex(BigInt('0x' + target.toString('hex')))].touch()
+    this.buckets[this.bucketIndex(target)].touch()
     const out: Contact[] = []
     for (const bucket of this.buckets) {
       for (const c of bucket.nodes.values()) {
-        if (target.equals(c.id) || (exclude !== undefined && c.sameHomeAs(exclude))) continue
+        if (c.key === target || (exclude !== undefined && c.port === exclude[1] && c.ip === exclude[0])) continue
         if (out.length < k) out.push(c)
-        else if (compareDistance(c.id, out[k - 1].id, target) < 0) out[k - 1] = c
+        else if (compareDistance(c.key, out[k - 1].key, target) < 0) out[k - 1] = c
         else continue
-        for (let i = out.length - 1; i > 0 && compareDistance(out[i].id, out[i - 1].id, target) < 0; i--) {
+        for (let i = out.length - 1; i > 0 && compareDistance(out[i].key, out[i - 1].key, target) < 0; i--) {
           const t = out[i]
           out[i] = out[i - 1]
           out[i - 1] = t
@@ -186,6 +193,23 @@ export class RoutingTable {
       }
     }
     return out
+  }
+
+  /**
+   * Whether the table knows a contact nearer `key` than this node. Those share
+   * more leading bits with `key` than this node does, so they all lie in one
+   * id range: only the buckets over it are looked at, not the whole table.
+   */
+  knowsNearerThanSelf(key: IdKey): boolean {
+    const shared = sharedPrefixBits(this.selfKey, key)
+    if (shared === ID_BYTES * 8) return false // the key is this node's id: nothing is nearer
+    const shift = BigInt(ID_BYTES * 8 - shared - 1)
+    const low = (keyToBigInt(key) >> shift) << shift
+    const lowKey = bigIntToKey(low)
+    const highKey = bigIntToKey(low + (1n << shift) - 1n)
+    for (let i = this.bucketIndex(lowKey); i < this.buckets.length && this.buckets[i].lowKey <= highKey; i++)
+      for (const c of this.buckets[i].nodes.keys()) if (lowKey <= c && c <= highKey) return true
+    return false
   }
 
   /** Buckets with no lookup in their range for `ageMs` (Python's lonely_buckets, there fixed at an hour). */

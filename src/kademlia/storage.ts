@@ -1,7 +1,7 @@
+import type { IdKey } from './ids'
 import type { KademliaValue } from './values'
 
 interface Entry {
-  key: Buffer
   value: KademliaValue
   /** When it was stored (performance.now() ms). */
   at: number
@@ -13,40 +13,39 @@ interface Entry {
  * first), so peers storing random keys cannot grow it without bound.
  */
 export class ForgetfulStorage {
-  private readonly data = new Map<string, Entry>()
+  private readonly data = new Map<IdKey, Entry>()
 
   constructor(
     readonly ttlSeconds = 604800,
     readonly maxKeys = 65536,
   ) {}
 
-  set(key: Buffer, value: KademliaValue): void {
-    const k = key.toString('hex')
-    this.data.delete(k)
-    this.data.set(k, { key, value, at: performance.now() })
+  set(key: IdKey, value: KademliaValue): void {
+    this.data.delete(key)
+    this.data.set(key, { value: Buffer.isBuffer(value) ? unpooled(value) : value, at: performance.now() })
     while (this.data.size > this.maxKeys) this.data.delete(this.data.keys().next().value!)
     this.cull()
   }
 
-  get(key: Buffer): KademliaValue | undefined {
+  get(key: IdKey): KademliaValue | undefined {
     this.cull()
-    return this.data.get(key.toString('hex'))?.value
+    return this.data.get(key)?.value
   }
 
   /** Entries stored at least `seconds` ago, oldest first (Python's iter_older_than). */
-  olderThan(seconds: number): Array<[Buffer, KademliaValue]> {
+  olderThan(seconds: number): Array<[IdKey, KademliaValue]> {
     const before = performance.now() - seconds * 1000
-    const out: Array<[Buffer, KademliaValue]> = []
-    for (const e of this.data.values()) {
+    const out: Array<[IdKey, KademliaValue]> = []
+    for (const [k, e] of this.data) {
       if (e.at > before) break
-      out.push([e.key, e.value])
+      out.push([k, e.value])
     }
     return out
   }
 
-  entries(): Array<[Buffer, KademliaValue]> {
+  *entries(): Generator<[IdKey, KademliaValue]> {
     this.cull()
-    return [...this.data.values()].map((e) => [e.key, e.value])
+    for (const [k, e] of this.data) yield [k, e.value]
   }
 
   get size(): number {
@@ -60,4 +59,11 @@ export class ForgetfulStorage {
       this.data.delete(k)
     }
   }
+}
+
+/** A copy with its own memory: a small decoded Buffer is a slice of a shared pool it would otherwise pin. */
+function unpooled(b: Buffer): Buffer {
+  const copy = Buffer.allocUnsafeSlow(b.length)
+  b.copy(copy)
+  return copy
 }

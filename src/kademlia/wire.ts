@@ -30,7 +30,7 @@ export function parseNeighbour(entry: unknown): Contact | undefined {
   if (!Array.isArray(entry) || entry.length !== 3) return undefined
   const [id, ip, port] = entry
   if (!isNodeId(id) || typeof ip !== 'string' || isIP(ip) === 0 || !isPort(port)) return undefined
-  return new Contact(id, ip, port)
+  return Contact.fromId(id, ip, port)
 }
 
 export type FindReply = { value: KademliaValue } | { nodes: Contact[] } | undefined
