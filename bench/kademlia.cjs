@@ -24,7 +24,7 @@ const HELP = `usage: node bench/kademlia.cjs [options]
   --concurrency=N   lookups (and sets) in flight at once (default 64)
   --ksize=N         k (default 20)       --alpha=N   alpha (default 3)
   --backends=a,b    subset of native,pure (default both, native first)
-  --rounds=N        runs per backend, alternating backends; the report takes each backend's median (default 1)
+  --rounds=N        runs per backend, alternating backends; the table shows each column's median over them (default 1)
   --seed=N          seed of ids, bootstrap order and lookup plan, the same for both backends (default 13)
   --json            print the results as one JSON line too
   --help`
@@ -86,7 +86,11 @@ function runChild(backend, o) {
   })
 }
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
+}
 const kb = (b) => `${(b / 1024).toFixed(0)} KB`
 
 async function main() {

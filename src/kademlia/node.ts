@@ -180,13 +180,13 @@ export class KademliaNode {
   }
 
   /** Stores `value` under `key` on the k nodes nearest it; true if at least one acknowledged (Python's set). */
-  async set(key: Key, value: KademliaValue): Promise<boolean> {
+  async set(key: Key, value: KademliaValue | Uint8Array): Promise<boolean> {
     const checked = checkDhtValue(value, this.maxBodySize)
     return this.store(toKey(digest(key)), checked)
   }
 
   /** Like set() with the 20-byte key already digested (Python's set_digest). */
-  async setDigest(dkey: Buffer, value: KademliaValue): Promise<boolean> {
+  async setDigest(dkey: Buffer, value: KademliaValue | Uint8Array): Promise<boolean> {
     if (!isNodeId(dkey)) throw new KademliaArgumentError('a digested key is 20 bytes')
     return this.store(toKey(dkey), checkDhtValue(value, this.maxBodySize))
   }

@@ -12,7 +12,8 @@ export function isDhtValue(v: unknown): v is KademliaValue {
   return t === 'number' || t === 'bigint' || t === 'boolean' || t === 'string' || v instanceof Uint8Array
 }
 
-const encoder = new Encoder(8192)
+// as large as a datagram allows: the caller's maxBodySize is compared below
+const encoder = new Encoder(65486)
 const SAMPLE_ID = Buffer.alloc(ID_BYTES)
 
 /**
