@@ -30,7 +30,7 @@ test.serial('dht serve, set and get: JSON values, exit codes like call, and a Py
   const [address] = (await once(createInterface({ input: server.stdout }), 'line')) as [string]
   t.regex(address, /^127\.0\.0\.1:\d+$/)
   // each earlier CLI node is gone but still in the serving node's table: lookups wait one timeout per round for it
-  const common = ['--bootstrap', address, '--ksize', '5', '--timeout', '2']
+  const common = ['--bootstrap', address, '--ksize', '5', '--timeout', '3']
 
   t.like(await rpcudp(['dht', 'set', 'greeting', '"hello from the CLI"', ...common]), { code: 0, stdout: 'true\n' })
   t.like(await rpcudp(['dht', 'set', 'blob', '{"$base64": "AQID"}', ...common]), { code: 0, stdout: 'true\n' })

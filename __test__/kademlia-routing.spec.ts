@@ -114,16 +114,19 @@ test('this node never enters its own table, and ids at a bucket edge land in tha
 
 test('findNeighbors returns the k nearest by XOR distance, nearest first, without the target or the asker', (t) => {
   const rnd = seededRandom(7)
-  const table = new RoutingTable(toKey(randomBytes(20)), 20, () => {})
+  const self = randomBytes(20)
+  const table = new RoutingTable(toKey(self), 20, () => {})
   for (let i = 0; i < 400; i++) {
     const id = Buffer.from(Array.from({ length: 20 }, () => Math.floor(rnd() * 256)))
     table.add(Contact.fromId(id, '10.2.' + (i >> 8) + '.' + (i & 255), 5000 + i))
   }
   const inTable = table.buckets.flatMap((b) => [...b.nodes.values()])
   t.true(inTable.length > 40, `the table holds ${inTable.length} contacts`)
-  for (let round = 0; round < 20; round++) {
-    const target = round === 0 ? inTable[3].key : toKey(randomBytes(20))
-    const asker = inTable[round * 2].address
+  for (let round = 0; round < 60; round++) {
+    // a contact's own id, random ids, and ids sharing 1..5 bytes with this node (where buckets are deepest)
+    const nearSelf = Buffer.from(self.map((b, j) => (j < 1 + (round % 5) ? b : Math.floor(rnd() * 256))))
+    const target = round === 0 ? inTable[3].key : toKey(round % 2 ? randomBytes(20) : nearSelf)
+    const asker = inTable[round % inTable.length].address
     const expected = inTable
       .filter((c) => c.key !== target && !c.sameHomeAs(asker))
       .sort((a, b) => {

@@ -15,6 +15,8 @@ export class KBucket {
   /** The range's ends as IdKeys, which compare in id order. */
   readonly lowKey: IdKey
   readonly highKey: IdKey
+  /** Ranges come from halving, so each is every id with the same first `prefixBits` bits. */
+  readonly prefixBits: number
 
   constructor(
     /** The id range this bucket covers, both ends inclusive. */
@@ -25,6 +27,19 @@ export class KBucket {
   ) {
     this.lowKey = bigIntToKey(low)
     this.highKey = bigIntToKey(high)
+    this.prefixBits = ID_BYTES * 8 + 1 - (high - low + 1n).toString(2).length
+  }
+
+  /** Whether some id in this bucket could be nearer `target` than `worst` is (the bucket's prefix decides). */
+  mayHoldNearer(target: IdKey, worst: IdKey): boolean {
+    for (let i = 0; i < ID_BYTES; i++) {
+      const bits = this.prefixBits - i * 8
+      const mask = bits >= 8 ? 0xff : bits <= 0 ? 0 : (0xff00 >> bits) & 0xff
+      const t = target.charCodeAt(i)
+      const d = ((this.lowKey.charCodeAt(i) ^ t) & mask) - (worst.charCodeAt(i) ^ t)
+      if (d !== 0) return d < 0
+    }
+    return false
   }
 
   touch(): void {
@@ -172,14 +187,21 @@ export class RoutingTable {
   /**
    * The `k` contacts nearest `target` by XOR distance, nearest first, without
    * `target` itself and without contacts at `exclude` (the asking node).
-   * Unlike Python's TableTraverser walk, every bucket is considered, so these
-   * are the exact k nearest the table knows.
+   * Unlike Python's TableTraverser walk, every bucket that could hold a nearer
+   * contact is considered, so these are the exact k nearest the table knows.
+   * Buckets are visited outwards from the target's, so the far ones are
+   * usually skipped without looking at their contacts.
    */
   findNeighbors(target: IdKey, k = this.ksize, exclude?: Address): Contact[] {
     if (k <= 0) return []
-    this.buckets[this.bucketIndex(target)].touch()
+    const home = this.bucketIndex(target)
+    this.buckets[home].touch()
     const out: Contact[] = []
-    for (const bucket of this.buckets) {
+    for (let step = 0; step < 2 * this.buckets.length; step++) {
+      const index = step % 2 === 0 ? home - step / 2 : home + (step + 1) / 2
+      const bucket = this.buckets[index]
+      if (bucket === undefined) continue
+      if (out.length === k && !bucket.mayHoldNearer(target, out[k - 1].key)) continue
       for (const c of bucket.nodes.values()) {
         if (c.key === target || (exclude !== undefined && c.port === exclude[1] && c.ip === exclude[0])) continue
         if (out.length < k) out.push(c)

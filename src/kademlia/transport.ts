@@ -14,7 +14,6 @@ export interface KademliaTransport {
   close(): Promise<void>
   /** RPCProtocol's counters, when the transport is one. */
   stats?(): Stats
-  unref?(): void
 }
 
 /** The production transport: one RPCProtocol, so one UDP socket per node. */
@@ -43,9 +42,5 @@ export class RpcTransport implements KademliaTransport {
 
   stats(): Stats {
     return this.proto.stats()
-  }
-
-  unref(): void {
-    this.proto.unref()
   }
 }
