@@ -23,18 +23,19 @@ export interface LookupResult {
   cut: boolean
 }
 
-/** A candidate is an id at an address: a peer that names a known id at a bogus address must not hide the real one. */
-const homeKey = (c: Contact) => `${c.key}@${c.ip}:${c.port}`
-
 /**
  * Python's NodeHeap: every candidate heard of, nearest first; only the k
  * nearest are "visible", so dropping a silent node lets the next one in.
- * Python keys candidates by id alone (first address heard wins); here by id and address.
+ * Python keys candidates by id alone (the first address heard wins); here a
+ * candidate is an id at an address, so a peer that names known ids at bogus
+ * addresses cannot hide the real nodes.
  */
 class Shortlist {
-  private readonly all: Contact[] = []
-  private readonly known = new Set<string>()
-  private readonly contacted = new Set<string>()
+  /** Nearest first. */
+  private all: Contact[] = []
+  /** Candidates by id (usually one address each). */
+  private readonly byId = new Map<IdKey, Contact[]>()
+  private readonly contacted = new Set<Contact>()
 
   constructor(
     private readonly target: IdKey,
@@ -43,9 +44,10 @@ class Shortlist {
 
   push(contacts: readonly Contact[]): void {
     for (const c of contacts) {
-      const home = homeKey(c)
-      if (this.known.has(home)) continue
-      this.known.add(home)
+      const same = this.byId.get(c.key)
+      if (same === undefined) this.byId.set(c.key, [c])
+      else if (same.some((x) => x.port === c.port && x.ip === c.ip)) continue
+      else same.push(c)
       let lo = 0
       let hi = this.all.length
       while (lo < hi) {
@@ -57,9 +59,9 @@ class Shortlist {
     }
   }
 
-  remove(keys: ReadonlySet<string>): void {
-    if (keys.size === 0) return
-    for (let i = this.all.length - 1; i >= 0; i--) if (keys.has(homeKey(this.all[i]))) this.all.splice(i, 1)
+  /** Drops candidates that did not answer; they stay known, so nobody re-adds them. */
+  remove(silent: ReadonlySet<Contact>): void {
+    if (silent.size > 0) this.all = this.all.filter((c) => !silent.has(c))
   }
 
   visible(): Contact[] {
@@ -68,7 +70,7 @@ class Shortlist {
 
   /** The visible nodes, each id once (an id heard at two addresses that both answered counts once). */
   result(): Contact[] {
-    const seen = new Set<string>()
+    const seen = new Set<IdKey>()
     return this.visible().filter((c) => {
       if (seen.has(c.key)) return false
       seen.add(c.key)
@@ -76,17 +78,18 @@ class Shortlist {
     })
   }
 
-  ids(): string {
-    return this.visible().map(homeKey).join()
-  }
-
   uncontacted(): Contact[] {
-    return this.visible().filter((c) => !this.contacted.has(homeKey(c)))
+    return this.visible().filter((c) => !this.contacted.has(c))
   }
 
   markContacted(c: Contact): void {
-    this.contacted.add(homeKey(c))
+    this.contacted.add(c)
   }
+}
+
+/** Whether two visible lists hold the same candidates in the same order. */
+function sameCandidates(a: readonly Contact[], b: readonly Contact[] | undefined): boolean {
+  return b !== undefined && a.length === b.length && a.every((c, i) => c === b[i])
 }
 
 /**
@@ -108,13 +111,13 @@ export async function lookup(
   shortlist.push(peers)
   // the nearest node that answered without the value: it gets a copy (paper, section 2.3)
   let nearestWithoutValue: Contact | undefined
-  let lastIds: string | undefined
+  let lastVisible: Contact[] | undefined
   let rounds = 0
   let calls = 0
   for (;;) {
-    const ids = shortlist.ids()
-    const count = ids === lastIds ? k : alpha
-    lastIds = ids
+    const visible = shortlist.visible()
+    const count = sameCandidates(visible, lastVisible) ? k : alpha
+    lastVisible = visible
     const batch = shortlist.uncontacted().slice(0, Math.min(count, limits.maxCalls - calls))
     if (batch.length === 0 || rounds >= limits.maxRounds) {
       const cut = shortlist.uncontacted().length > 0
@@ -126,11 +129,11 @@ export async function lookup(
     const replies: FindReply[] = await Promise.all(
       batch.map((peer) => (findValue ? protocol.callFindValue(peer, target) : protocol.callFindNode(peer, target))),
     )
-    const silent = new Set<string>()
+    const silent = new Set<Contact>()
     const values: KademliaValue[] = []
     replies.forEach((reply, i) => {
       const peer = batch[i]
-      if (reply === undefined) silent.add(homeKey(peer))
+      if (reply === undefined) silent.add(peer)
       else if ('value' in reply) values.push(reply.value)
       else {
         if (findValue && (nearestWithoutValue === undefined || compareDistance(peer.key, nearestWithoutValue.key, target) < 0))
