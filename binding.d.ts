@@ -45,6 +45,9 @@ export interface BoundAddress {
   port: number
 }
 
+/** The name of the interface with this index (a sender's IPv6 scope id in an event batch), or the number. */
+export declare function interfaceName(index: number): string
+
 export interface NativeStats {
   requestsSent: number
   requestsReceived: number

@@ -10,7 +10,7 @@
 mod uv_poll;
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -18,6 +18,7 @@ use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::JsValue;
 use napi_derive::napi;
+use rpcudp_core::address;
 use rpcudp_core::endpoint::Config;
 use rpcudp_core::socket::{EventQueue, Socket, SocketOptions, Wake};
 use rpcudp_core::stats::DropReason;
@@ -83,15 +84,15 @@ fn to_napi(e: rpcudp_core::Error) -> Error {
 }
 
 fn addr(host: &str, port: u32) -> Result<SocketAddr> {
-    let ip: IpAddr = host.parse().map_err(|_| {
-        Error::new(
-            Status::InvalidArg,
-            format!("ERR_INVALID_ADDRESS: {host:?} is not an IP address"),
-        )
-    })?;
     let port =
         u16::try_from(port).map_err(|_| Error::new(Status::InvalidArg, format!("ERR_INVALID_ADDRESS: port {port}")))?;
-    Ok(SocketAddr::new(ip, port))
+    address::parse(host, port).map_err(to_napi)
+}
+
+/// The name of the interface with this index (a sender's IPv6 scope id in an event batch), or the number.
+#[napi]
+pub fn interface_name(index: u32) -> String {
+    address::zone(index)
 }
 
 /// The first `len` bytes of a reusable JavaScript encode buffer.
@@ -205,7 +206,7 @@ impl NativeSocket {
         self.deliver = Some(deliver);
         self.set_referenced(&env, true)?;
         Ok(BoundAddress {
-            host: local.ip().to_canonical().to_string(),
+            host: address::host(&local),
             port: local.port() as u32,
         })
     }
