@@ -396,3 +396,25 @@ eachBackend('an IPv6 server drops hostile datagrams from IPv4-mapped and IPv6 pe
     })
   }
 })
+
+eachBackend("a peer's error code is looked up among known codes only; the raw code is kept as remoteCode", async (t, backend) => {
+  // Codes that name Object.prototype members must not hand the caller a function or a prototype.
+  const cases: [wire: string, code: string][] = [
+    ['constructor', 'remoteError'],
+    ['__proto__', 'remoteError'],
+    ['toString', 'remoteError'],
+    ['hasOwnProperty', 'remoteError'],
+    ['no_such_code', 'remoteError'],
+    ['', 'remoteError'],
+    ['handler_error', 'handlerError'],
+    ['overloaded', 'overloaded'],
+  ]
+  for (const [wire, code] of cases) {
+    const { clientAddr, target, id, call } = await callSilentPeer(t, backend)
+    await target.send(datagram(ERROR, id, valueBody([wire, `forged ${wire}`])), clientAddr)
+    const [ok, value, failure] = await call
+    t.deepEqual([ok, value], [false, null], wire)
+    t.is(typeof failure?.code, 'string', wire)
+    t.deepEqual(failure, { code, message: `forged ${wire}`, remoteCode: wire }, wire)
+  }
+})
