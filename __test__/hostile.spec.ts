@@ -246,9 +246,10 @@ const codeOf = (r: unknown[]) => (r[0] ? r : [r[0], r[1], { code: (r[2] as any).
 eachBackend('misbehaving handlers: callers get error replies, the server keeps serving', async (t, backend) => {
   const { server: srv, address, client } = await pairOf(t, backend, {})
   const call = (name: string) => client.callRemote(address, name, [])
-  t.deepEqual(await call('throws'), failure('handlerError', 'the handler failed'))
-  t.deepEqual(await call('rejects'), failure('handlerError', 'the handler failed'))
-  t.deepEqual(await call('rejectsNonError'), failure('handlerError', 'the handler failed'))
+  const handlerError = (message: string) => [false, null, { code: 'handlerError', message, remoteCode: 'handler_error' }]
+  t.deepEqual(await call('throws'), handlerError('the handler failed'))
+  t.deepEqual(await call('rejects'), handlerError('the handler failed'))
+  t.deepEqual(await call('rejectsNonError'), handlerError('the handler failed'))
   for (const name of ['function', 'date', 'instance', 'asyncDate', 'loneSurrogate'])
     t.deepEqual(codeOf(await call(name)), failure('replyUnencodable'), name)
   for (const name of ['big', 'bigAsync']) t.deepEqual(codeOf(await call(name)), failure('replyTooLarge'), name)
@@ -262,9 +263,8 @@ eachBackend('misbehaving handlers: callers get error replies, the server keeps s
 
 eachBackend('exposeErrors puts the handler message in the error reply', async (t, backend) => {
   const { address, client } = await pairOf(t, backend, { exposeErrors: true })
-  t.deepEqual(await client.callRemote(address, 'throws', []), failure('handlerError', 'secret detail'))
-  t.deepEqual(await client.callRemote(address, 'rejects', []), failure('handlerError', 'async secret'))
-  t.deepEqual(await client.callRemote(address, 'rejectsNonError', []), failure('handlerError', 'a string'))
+  for (const [name, text] of [['throws', 'secret detail'], ['rejects', 'async secret'], ['rejectsNonError', 'a string']])
+    t.deepEqual(await client.callRemote(address, name, []), [false, null, { code: 'handlerError', message: text, remoteCode: 'handler_error' }], name)
 })
 
 eachBackend('errorReplies: false answers failures with silence (callers time out)', async (t, backend) => {

@@ -13,6 +13,8 @@
  */
 import test, { type ExecutionContext } from 'ava'
 import fc from 'fast-check'
+import { execFileSync } from 'node:child_process'
+import { join } from 'node:path'
 import { isIP } from 'node:net'
 import { isDeepStrictEqual } from 'node:util'
 import { RPCArgumentError, RPCError, RPCProtocol, type BackendName, type RPCProtocolOptions } from '../src/index'
@@ -405,3 +407,64 @@ test('ports 0, 65536, -1, 1.5, NaN and hostnames are RPCArgumentError on both ba
     })
   }
 })
+
+// ---- link-local IPv6 with a zone ------------------------------------------
+
+/**
+ * This host's loopback has no link-local address, and traffic stays on
+ * loopback: the check runs in a network namespace of its own whose `lo` gets
+ * fe80::1 (CI runs as root). Created here, removed after.
+ */
+const NETNS = `rpcudp-surface-${process.pid}`
+
+function makeNetns(): string | null {
+  const steps = [
+    ['netns', 'add', NETNS],
+    ['-n', NETNS, 'link', 'set', 'lo', 'up'],
+    ['-n', NETNS, 'addr', 'add', 'fe80::1/64', 'dev', 'lo', 'nodad'],
+  ]
+  try {
+    for (const step of steps) execFileSync('ip', step, { stdio: 'pipe' })
+    return null
+  } catch (err) {
+    removeNetns()
+    return `cannot create a network namespace with a link-local address (needs root and iproute2): ${(err as Error).message.split('\n')[0]}`
+  }
+}
+
+function removeNetns() {
+  try {
+    execFileSync('ip', ['netns', 'del', NETNS], { stdio: 'pipe' })
+  } catch {}
+}
+
+const cannot = makeNetns()
+if (cannot !== null) test.skip(`link-local with a zone (skipped: ${cannot})`, () => {})
+else {
+  test.after.always(removeNetns)
+  test('link-local IPv6 with a zone: both backends bind, call by zone name or index, and report the zone in sender', (t) => {
+    const child = join(__dirname, 'helpers', 'linklocal-child.ts')
+    const out = execFileSync('ip', ['netns', 'exec', NETNS, process.execPath, '--import', 'tsx', child], {
+      cwd: join(__dirname, '..'),
+      encoding: 'utf8',
+      timeout: 60_000,
+    })
+    const runs = out.trim().split('\n').map((line) => JSON.parse(line))
+    t.is(runs.length, 2)
+    for (const r of runs) {
+      const client = ['fe80::1%lo', r.clientPort]
+      t.like(r, {
+        bound: 'fe80::1%lo',
+        byName: { ok: [true, client] },
+        byIndex: { ok: [true, client] },
+        fromDualStack: { ok: [true, ['fe80::1%lo', r.dualPort]] },
+        toDualStack: { ok: [true, client] },
+        noSuchZone: { error: 'RPCSocketError', code: 'ERR_RPC_SOCKET' },
+      }, r.backend)
+    }
+    // Ports differ between the runs; everything else must not.
+    const strip = ({ backend, clientPort, dualPort, ...rest }: any) =>
+      JSON.stringify(rest).replaceAll(String(clientPort), 'CLIENT').replaceAll(String(dualPort), 'DUAL')
+    t.is(strip(runs[0]), strip(runs[1]))
+  })
+}
