@@ -11,12 +11,17 @@ use crate::error::Error;
 pub fn parse(host: &str, port: u16) -> Result<SocketAddr, Error> {
     let invalid = || Error::InvalidAddress(format!("{host:?} is not an IP address"));
     let Some((ip, zone)) = host.split_once('%') else {
-        return host.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, port)).map_err(|_| invalid());
+        return host
+            .parse::<IpAddr>()
+            .map(|ip| SocketAddr::new(ip, port))
+            .map_err(|_| invalid());
     };
     let ip: Ipv6Addr = ip.parse().map_err(|_| invalid())?;
     let scope = match zone.parse::<u32>() {
         Ok(index) => index,
-        Err(_) => interface_index(zone).ok_or_else(|| Error::InvalidAddress(format!("{host:?}: no interface {zone:?}")))?,
+        Err(_) => {
+            interface_index(zone).ok_or_else(|| Error::InvalidAddress(format!("{host:?}: no interface {zone:?}")))?
+        }
     };
     Ok(SocketAddr::V6(SocketAddrV6::new(ip, port, 0, scope)))
 }
@@ -105,7 +110,9 @@ mod tests {
     #[test]
     fn zones_by_name_and_number() {
         let by_name = parse("fe80::1%lo", 5).unwrap();
-        let SocketAddr::V6(v6) = by_name else { panic!("not IPv6") };
+        let SocketAddr::V6(v6) = by_name else {
+            panic!("not IPv6")
+        };
         assert_ne!(v6.scope_id(), 0);
         assert_eq!(host(&by_name), "fe80::1%lo");
         let by_number = parse(&format!("fe80::1%{}", v6.scope_id()), 5).unwrap();
@@ -115,7 +122,15 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_a_literal() {
-        for bad in ["", "localhost", "example.com", "fe80::1%", "fe80::1%no-such-if0", "1.2.3.4%lo", "::1%%lo"] {
+        for bad in [
+            "",
+            "localhost",
+            "example.com",
+            "fe80::1%",
+            "fe80::1%no-such-if0",
+            "1.2.3.4%lo",
+            "::1%%lo",
+        ] {
             assert!(matches!(parse(bad, 1), Err(Error::InvalidAddress(_))), "{bad:?}");
         }
     }

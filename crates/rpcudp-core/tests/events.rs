@@ -86,7 +86,12 @@ fn truncated_or_foreign_logs_stop_iteration() {
 
 #[test]
 fn ipv6_sender_keeps_its_scope_id() {
-    let scoped = SocketAddr::V6(std::net::SocketAddrV6::new("fe80::1".parse().unwrap(), 7, 0x0102_0304, 3));
+    let scoped = SocketAddr::V6(std::net::SocketAddrV6::new(
+        "fe80::1".parse().unwrap(),
+        7,
+        0x0102_0304,
+        3,
+    ));
     let mut buf = EventBuf::default();
     buf.push_request(&[4; 20], scoped, &[0xc0]);
     let bytes = buf.take();
