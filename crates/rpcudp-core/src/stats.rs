@@ -25,10 +25,13 @@ pub enum DropReason {
     SendFailed,
     /// Counted by the driver when the consumer cannot take more requests.
     HandlersBusy,
+    /// Larger than the receive buffer (so cut short by the kernel), or from an
+    /// address the socket API cannot express.
+    Oversize,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 11;
+    pub const COUNT: usize = 12;
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::TooShort,
         DropReason::UnknownType,
@@ -41,6 +44,7 @@ impl DropReason {
         DropReason::WrongSender,
         DropReason::SendFailed,
         DropReason::HandlersBusy,
+        DropReason::Oversize,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -56,7 +60,25 @@ impl DropReason {
             DropReason::WrongSender => "wrong_sender",
             DropReason::SendFailed => "send_failed",
             DropReason::HandlersBusy => "handlers_busy",
+            DropReason::Oversize => "oversize",
         }
+    }
+
+    /// The name JavaScript uses (camelCase), so the binding exports one list.
+    pub fn js_name(self) -> String {
+        let mut out = String::new();
+        let mut upper = false;
+        for c in self.as_str().chars() {
+            match c {
+                '_' => upper = true,
+                c if upper => {
+                    out.push(c.to_ascii_uppercase());
+                    upper = false;
+                }
+                c => out.push(c),
+            }
+        }
+        out
     }
 }
 
@@ -100,6 +122,13 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), DropReason::COUNT);
+    }
+
+    #[test]
+    fn js_names_are_camel_case() {
+        assert_eq!(DropReason::UnmatchedResponse.js_name(), "unmatchedResponse");
+        assert_eq!(DropReason::TooShort.js_name(), "tooShort");
+        assert_eq!(DropReason::Oversize.js_name(), "oversize");
     }
 
     #[test]

@@ -20,7 +20,8 @@ use napi::JsValue;
 use napi_derive::napi;
 use rpcudp_core::address;
 use rpcudp_core::endpoint::Config;
-use rpcudp_core::socket::{EventQueue, Socket, SocketOptions, Wake};
+use rpcudp_core::socket::Socket;
+use rpcudp_core::{EventQueue, SocketOptions, Wake};
 use rpcudp_core::stats::DropReason;
 use rpcudp_core::wire::{MsgId, ID_LEN};
 
