@@ -836,4 +836,6 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.NativeSocket = nativeBinding.NativeSocket
+module.exports.dropReasons = nativeBinding.dropReasons
+module.exports.errorCodes = nativeBinding.errorCodes
 module.exports.interfaceName = nativeBinding.interfaceName

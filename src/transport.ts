@@ -4,6 +4,8 @@
  * counters; RPCProtocol owns handlers, values and promises. Bodies cross as
  * msgpack bytes in both directions.
  */
+import { DROP_REASONS } from './wire-names'
+
 export type BackendName = 'native' | 'pure'
 
 export interface TransportOptions {
@@ -41,23 +43,17 @@ export interface WireStats {
   timeouts: number
   outstanding: number
   dropped: Record<WireDropReason, number>
+  /** Receive-side socket failures (a failed poll on native, a dgram 'error' on pure), each also logged. */
+  socketErrors: number
   recvBufferSize: number
   sendBufferSize: number
 }
 
-export const WIRE_DROP_REASONS = [
-  'tooShort',
-  'unknownType',
-  'malformed',
-  'tooDeep',
-  'badRequest',
-  'badUtf8',
-  'unsupportedType',
-  'unmatchedResponse',
-  'wrongSender',
-  'sendFailed',
-] as const
-export type WireDropReason = (typeof WIRE_DROP_REASONS)[number]
+/** Every reason a datagram is dropped (defined in the Rust core; see src/wire-names.ts). */
+export type DropReason = (typeof DROP_REASONS)[number]
+/** The reasons a transport counts; `handlersBusy` is RPCProtocol's, since handlers run in JavaScript. */
+export type WireDropReason = Exclude<DropReason, 'handlersBusy'>
+export const WIRE_DROP_REASONS = DROP_REASONS.filter((r): r is WireDropReason => r !== 'handlersBusy')
 
 export interface Transport {
   readonly backend: BackendName

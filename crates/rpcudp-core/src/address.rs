@@ -17,12 +17,15 @@ pub fn parse(host: &str, port: u16) -> Result<SocketAddr, Error> {
             .map_err(|_| invalid());
     };
     let ip: Ipv6Addr = ip.parse().map_err(|_| invalid())?;
-    let scope = match zone.parse::<u32>() {
-        Ok(index) => index,
-        Err(_) => {
-            interface_index(zone).ok_or_else(|| Error::InvalidAddress(format!("{host:?}: no interface {zone:?}")))?
-        }
-    };
+    if zone.is_empty() {
+        return Err(invalid());
+    }
+    // As libuv (so node:dgram) does: a name that is no interface is scope 0,
+    // which the kernel refuses for a link-local address when it is used, so an
+    // unknown zone fails like on the pure backend (bind: a socket error; send: sendFailed).
+    let scope = zone
+        .parse::<u32>()
+        .unwrap_or_else(|_| interface_index(zone).unwrap_or(0));
     Ok(SocketAddr::V6(SocketAddrV6::new(ip, port, 0, scope)))
 }
 
@@ -122,16 +125,18 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_a_literal() {
-        for bad in [
-            "",
-            "localhost",
-            "example.com",
-            "fe80::1%",
-            "fe80::1%no-such-if0",
-            "1.2.3.4%lo",
-            "::1%%lo",
-        ] {
+        for bad in ["", "localhost", "example.com", "fe80::1%", "1.2.3.4%lo"] {
             assert!(matches!(parse(bad, 1), Err(Error::InvalidAddress(_))), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_zone_is_scope_zero() {
+        for host in ["fe80::1%no-such-if0", "::1%%lo"] {
+            let SocketAddr::V6(v6) = parse(host, 1).unwrap() else {
+                panic!("not IPv6")
+            };
+            assert_eq!(v6.scope_id(), 0, "{host}");
         }
     }
 }

@@ -212,8 +212,9 @@ impl Inbox {
             let len = msgs[i].msg_len as usize;
             // SAFETY: the kernel filled `storage[i]` with `msg_namelen` bytes of address.
             let addr = unsafe { SockAddr::new(storage[i], msgs[i].msg_hdr.msg_namelen) }.as_socket();
-            // A truncated datagram (larger than our buffer) is not a datagram we can read whole.
-            let truncated = msgs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
+            // A datagram that filled the buffer may have been cut short (the
+            // buffer is one byte longer than any datagram this protocol accepts).
+            let truncated = msgs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0 || len >= self.bufs[i].len();
             if let (Some(addr), false) = (addr, truncated) {
                 self.bufs.swap(kept, i);
                 self.lens[kept] = len;
