@@ -14,6 +14,7 @@
 import test, { type ExecutionContext } from 'ava'
 import fc from 'fast-check'
 import { execFileSync } from 'node:child_process'
+import dns from 'node:dns'
 import { join } from 'node:path'
 import { isIP } from 'node:net'
 import { isDeepStrictEqual } from 'node:util'
@@ -376,6 +377,13 @@ test('IPv6 targets on an IPv4 socket are RPCArgumentError; IPv4 targets on a dua
 })
 
 test('ports 0, 65536, -1, 1.5, NaN and hostnames are RPCArgumentError on both backends, without a DNS lookup', async (t) => {
+  let lookups = 0
+  const realLookup = dns.lookup
+  ;(dns as { lookup: unknown }).lookup = (...args: Parameters<typeof dns.lookup>) => {
+    lookups++
+    return (realLookup as (...a: unknown[]) => void)(...args)
+  }
+  t.teardown(() => void ((dns as { lookup: unknown }).lookup = realLookup))
   for (const address of [
     ['127.0.0.1', 0],
     ['127.0.0.1', 65536],
@@ -406,6 +414,7 @@ test('ports 0, 65536, -1, 1.5, NaN and hostnames are RPCArgumentError on both ba
       return p.listen(port as number, host as string)
     })
   }
+  t.is(lookups, 0)
 })
 
 // ---- link-local IPv6 with a zone ------------------------------------------
