@@ -17,13 +17,14 @@ mod errors;
 mod loop_io;
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use napi::bindgen_prelude::*;
 use napi::JsValue;
 use napi_derive::napi;
+use rpcudp_core::address;
 use rpcudp_core::endpoint::Config;
 use rpcudp_core::socket::Socket;
 use rpcudp_core::stats::DropReason;
@@ -100,13 +101,16 @@ pub struct NativeSocket {
 // Ports and lengths arrive as f64: napi's u32 conversion would wrap 2^40 to 0.
 
 fn addr(host: &str, port: f64) -> std::result::Result<SocketAddr, CoreError> {
-    let ip: IpAddr = host
-        .parse()
-        .map_err(|_| CoreError::InvalidAddress(format!("{host:?} is not an IP address")))?;
     if !(0.0..=65535.0).contains(&port) || port.fract() != 0.0 {
         return Err(CoreError::InvalidAddress(format!("port {port}")));
     }
-    Ok(SocketAddr::new(ip, port as u16))
+    address::parse(host, port as u16)
+}
+
+/// The name of the interface with this index (a sender's IPv6 scope id in an event batch), or the number.
+#[napi]
+pub fn interface_name(index: u32) -> String {
+    address::zone(index)
 }
 
 /// The first `len` bytes of a reusable JavaScript encode buffer.
@@ -150,7 +154,8 @@ impl NativeSocket {
         options: BindOptions,
         #[napi(ts_arg_type = "(batch: Buffer, length?: number) => void")] on_events: Function<Buffer, ()>,
     ) -> Result<BoundAddress> {
-        self.bind_inner(&env, host, port, options, on_events).map_err(|e| throw(&env, e))
+        self.bind_inner(&env, host, port, options, on_events)
+            .map_err(|e| throw(&env, e))
     }
 
     fn bind_inner(
@@ -215,7 +220,7 @@ impl NativeSocket {
         });
         self.set_referenced(env, true)?;
         Ok(BoundAddress {
-            host: local.ip().to_canonical().to_string(),
+            host: address::host(&local),
             port: local.port() as u32,
         })
     }
@@ -226,24 +231,51 @@ impl NativeSocket {
 
     /// Queues a call; it leaves with the next `flush()` (one sendmmsg for everything queued).
     #[napi(catch_unwind)]
-    pub fn call(&self, env: Env, host: String, port: f64, body: &[u8], len: f64, timeout_ms: f64, token: u32) -> Result<()> {
+    pub fn call(
+        &self,
+        env: Env,
+        host: String,
+        port: f64,
+        body: &[u8],
+        len: f64,
+        timeout_ms: f64,
+        token: u32,
+    ) -> Result<()> {
         (|| {
-            self.socket()?
-                .queue_call(addr(&host, port)?, prefix(body, len)?, timeout(timeout_ms)?, token as u64)
+            self.socket()?.queue_call(
+                addr(&host, port)?,
+                prefix(body, len)?,
+                timeout(timeout_ms)?,
+                token as u64,
+            )
         })()
         .map_err(|e| throw(&env, e))
     }
 
     #[napi(catch_unwind)]
     pub fn reply(&self, env: Env, id: &[u8], host: String, port: f64, body: &[u8], len: f64) -> Result<()> {
-        (|| self.socket()?.queue_reply(&msg_id(id)?, addr(&host, port)?, prefix(body, len)?))()
-            .map_err(|e| throw(&env, e))
+        (|| {
+            self.socket()?
+                .queue_reply(&msg_id(id)?, addr(&host, port)?, prefix(body, len)?)
+        })()
+        .map_err(|e| throw(&env, e))
     }
 
     #[napi(catch_unwind)]
-    pub fn reply_error(&self, env: Env, id: &[u8], host: String, port: f64, code: String, message: String) -> Result<()> {
-        (|| self.socket()?.queue_error(&msg_id(id)?, addr(&host, port)?, &code, &message))()
-            .map_err(|e| throw(&env, e))
+    pub fn reply_error(
+        &self,
+        env: Env,
+        id: &[u8],
+        host: String,
+        port: f64,
+        code: String,
+        message: String,
+    ) -> Result<()> {
+        (|| {
+            self.socket()?
+                .queue_error(&msg_id(id)?, addr(&host, port)?, &code, &message)
+        })()
+        .map_err(|e| throw(&env, e))
     }
 
     #[napi(catch_unwind)]
