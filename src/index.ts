@@ -12,7 +12,7 @@ export type {
   Stats,
 } from './protocol'
 export type { BackendChoice } from './loader'
-export type { WireDropReason } from './transport'
+export type { DropReason, WireDropReason } from './transport'
 export { nativeBackend } from './loader'
 export {
   RPCError,
