@@ -10,6 +10,7 @@ pub mod batch_io;
 pub mod endpoint;
 pub mod error;
 pub mod events;
+pub mod limits;
 mod msgpack;
 pub mod socket;
 pub mod stats;

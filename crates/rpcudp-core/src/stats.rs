@@ -25,10 +25,14 @@ pub enum DropReason {
     SendFailed,
     /// Counted by the driver when the consumer cannot take more requests.
     HandlersBusy,
+    /// A request beyond its source's token bucket (`Config::per_source`).
+    RateLimited,
+    /// A request that arrived while the consumer was closing (draining).
+    Closing,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 11;
+    pub const COUNT: usize = 13;
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::TooShort,
         DropReason::UnknownType,
@@ -41,6 +45,8 @@ impl DropReason {
         DropReason::WrongSender,
         DropReason::SendFailed,
         DropReason::HandlersBusy,
+        DropReason::RateLimited,
+        DropReason::Closing,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -56,6 +62,8 @@ impl DropReason {
             DropReason::WrongSender => "wrong_sender",
             DropReason::SendFailed => "send_failed",
             DropReason::HandlersBusy => "handlers_busy",
+            DropReason::RateLimited => "rate_limited",
+            DropReason::Closing => "closing",
         }
     }
 }

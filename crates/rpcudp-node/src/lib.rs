@@ -19,6 +19,7 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::JsValue;
 use napi_derive::napi;
 use rpcudp_core::endpoint::Config;
+use rpcudp_core::limits::RateConfig;
 use rpcudp_core::socket::{EventQueue, Socket, SocketOptions, Wake};
 use rpcudp_core::stats::DropReason;
 use rpcudp_core::wire::{MsgId, ID_LEN};
@@ -43,6 +44,10 @@ pub struct BindOptions {
     pub send_buffer: u32,
     /// "loop": receive on Node's event loop; "thread": on the runtime thread.
     pub io: String,
+    /// Per-source token bucket on incoming requests (all three, or none: no limit).
+    pub rate_per_second: Option<f64>,
+    pub rate_burst: Option<f64>,
+    pub max_sources: Option<u32>,
 }
 
 #[napi(object)]
@@ -67,6 +72,8 @@ pub struct NativeStats {
     pub send_buffer_size: f64,
     /// Heap bytes of the core's outstanding-call table (not in the JS heap; for benchmarks).
     pub table_bytes: f64,
+    /// Sources the per-source rate limit tracks (bounded by maxSources).
+    pub sources_tracked: f64,
 }
 
 #[napi]
@@ -169,6 +176,14 @@ impl NativeSocket {
                 max_body: options.max_body as usize,
                 max_outstanding: options.max_outstanding as usize,
                 check_sender: options.check_sender,
+                per_source: match (options.rate_per_second, options.rate_burst, options.max_sources) {
+                    (Some(requests_per_second), Some(burst), Some(max_sources)) => Some(RateConfig {
+                        requests_per_second,
+                        burst,
+                        max_sources: max_sources as usize,
+                    }),
+                    _ => None,
+                },
                 ..Config::default()
             },
             recv_buffer: options.recv_buffer as usize,
@@ -239,6 +254,12 @@ impl NativeSocket {
             .map_err(to_napi)
     }
 
+    /// Forgets the outstanding call `token` (aborted by its caller); false if it was not outstanding.
+    #[napi]
+    pub fn cancel(&self, token: u32) -> Result<bool> {
+        Ok(self.socket()?.cancel(token as u64))
+    }
+
     #[napi]
     pub fn flush(&self) -> Result<()> {
         self.socket()?.flush();
@@ -265,6 +286,7 @@ impl NativeSocket {
             recv_buffer_size: s.recv_buffer as f64,
             send_buffer_size: s.send_buffer as f64,
             table_bytes: s.table_bytes as f64,
+            sources_tracked: s.sources_tracked as f64,
         })
     }
 
