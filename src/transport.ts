@@ -4,6 +4,8 @@
  * counters; RPCProtocol owns handlers, values and promises. Bodies cross as
  * msgpack bytes in both directions.
  */
+import type { RateConfig } from './pure/limits'
+
 export type BackendName = 'native' | 'pure'
 
 export interface TransportOptions {
@@ -14,6 +16,8 @@ export interface TransportOptions {
   sendBufferSize: number
   /** Native only: receive on Node's event loop ('loop') or on the Rust runtime thread ('thread'). */
   nativeIo: 'loop' | 'thread'
+  /** Per-source token bucket on incoming requests (native: enforced in Rust); null: no limit. */
+  perSource: RateConfig | null
 }
 
 export type Address = [host: string, port: number]
@@ -43,6 +47,8 @@ export interface WireStats {
   dropped: Record<WireDropReason, number>
   recvBufferSize: number
   sendBufferSize: number
+  /** Sources the per-source rate limit tracks now (bounded by its maxSources; 0 without one). */
+  sourcesTracked: number
 }
 
 export const WIRE_DROP_REASONS = [
@@ -56,6 +62,7 @@ export const WIRE_DROP_REASONS = [
   'unmatchedResponse',
   'wrongSender',
   'sendFailed',
+  'rateLimited',
 ] as const
 export type WireDropReason = (typeof WIRE_DROP_REASONS)[number]
 
@@ -67,6 +74,8 @@ export interface Transport {
   reply(id: Buffer, host: string, port: number, body: Buffer, len: number): void
   /** An error reply (type 0x02, body `[code, message]`, the message cut to fit maxBodySize). */
   replyError(id: Buffer, host: string, port: number, code: string, message: string): void
+  /** Forgets the outstanding call `token`: no event for it follows, and an answer to it is counted as unmatchedResponse. */
+  cancel(token: number): void
   /** Stops the socket; outstanding calls produce no further events. */
   close(): void
   ref(): void

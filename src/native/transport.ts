@@ -13,12 +13,23 @@ interface NativeSocketHandle {
   bind(
     host: string,
     port: number,
-    options: { maxBody: number; maxOutstanding: number; checkSender: boolean; recvBuffer: number; sendBuffer: number; io: string },
+    options: {
+      maxBody: number
+      maxOutstanding: number
+      checkSender: boolean
+      recvBuffer: number
+      sendBuffer: number
+      io: string
+      ratePerSecond?: number
+      rateBurst?: number
+      maxSources?: number
+    },
     onEvents: (batch: Buffer, length?: number) => void,
   ): { host: string; port: number }
   call(host: string, port: number, body: Buffer, len: number, timeoutMs: number, token: number): void
   reply(id: Buffer, host: string, port: number, body: Buffer, len: number): void
   replyError(id: Buffer, host: string, port: number, code: string, message: string): void
+  cancel(token: number): boolean
   flush(): void
   stats(): Omit<WireStats, 'dropped'> & { dropped: Record<string, number> }
   ref(): void
@@ -33,8 +44,8 @@ const ERROR = 2
 const TIMEOUT = 3
 const DROPPED = 4
 
-/** The core's DropReason, in its `as u8` order: the wire reasons, then handlersBusy. */
-const CORE_DROP_REASONS = [...WIRE_DROP_REASONS, 'handlersBusy']
+/** The core's DropReason, in its `as u8` order. */
+const CORE_DROP_REASONS = [...WIRE_DROP_REASONS.filter((r) => r !== 'rateLimited'), 'handlersBusy', 'rateLimited', 'closing']
 
 /** The `addr` record at `at`: u8 family (4|6), 4 or 16 address bytes, u16 port. */
 function readAddress(batch: Buffer, at: number): Address {
@@ -101,6 +112,9 @@ export class NativeTransport implements Transport {
           recvBuffer: o.recvBufferSize,
           sendBuffer: o.sendBufferSize,
           io: o.nativeIo,
+          ratePerSecond: o.perSource?.requestsPerSecond,
+          rateBurst: o.perSource?.burst,
+          maxSources: o.perSource?.maxSources,
         },
         (batch, length) => this.onBatch(batch, length ?? batch.length),
       )
@@ -154,6 +168,10 @@ export class NativeTransport implements Transport {
     }
   }
 
+  cancel(token: number): void {
+    this.socket?.cancel(token)
+  }
+
   close(): void {
     const socket = this.socket
     if (socket === null) return
@@ -176,7 +194,7 @@ export class NativeTransport implements Transport {
   stats(): WireStats {
     if (this.socket === null && this.closedStats !== null) return { ...this.closedStats, outstanding: 0 }
     const s = this.socket?.stats()
-    // The core also has a handlersBusy reason; in Node, RPCProtocol counts that one.
+    // The core also has handlersBusy and closing reasons; in Node, RPCProtocol counts those.
     const dropped = {} as Record<WireDropReason, number>
     for (const r of WIRE_DROP_REASONS) dropped[r] = (s?.dropped[r] ?? 0) + (this.jsDropped[r] ?? 0)
     return {
@@ -191,6 +209,7 @@ export class NativeTransport implements Transport {
       dropped,
       recvBufferSize: s?.recvBufferSize ?? 0,
       sendBufferSize: s?.sendBufferSize ?? 0,
+      sourcesTracked: s?.sourcesTracked ?? 0,
     }
   }
 
