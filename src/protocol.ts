@@ -12,9 +12,8 @@ import {
 } from './errors'
 import { createTransport, type BackendChoice } from './loader'
 import { RateLimitedLog } from './log'
-import type { RateConfig } from './pure/limits'
 import { sourceKey } from './source-key'
-import type { Address, BackendName, Transport, TransportSink, WireDropReason, WireStats } from './transport'
+import type { Address, BackendName, RateConfig, Transport, TransportSink, WireDropReason, WireStats } from './transport'
 
 export type { Address, BackendName }
 
@@ -397,6 +396,8 @@ export class RPCProtocol<Remote extends object = {}> {
     for (const resolve of pending) resolve(CLOSED)
     for (const controller of this.signalled) controller.abort(closedError())
     this.signalled.clear()
+    this.lastSignal = null
+    this.lastCalls = null
   }
 
   /** While draining: close as soon as nothing is left to wait for. */

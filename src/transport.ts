@@ -4,9 +4,17 @@
  * counters; RPCProtocol owns handlers, values and promises. Bodies cross as
  * msgpack bytes in both directions.
  */
-import type { RateConfig } from './pure/limits'
-
 export type BackendName = 'native' | 'pure'
+
+/** A per-source token bucket on incoming requests (crates/rpcudp-core/src/limits.rs, src/pure/limits.ts). */
+export interface RateConfig {
+  /** Tokens added per second to each source's bucket. */
+  requestsPerSecond: number
+  /** A bucket's capacity, and its content when a source is first seen. */
+  burst: number
+  /** Sources tracked at once; beyond it the least recently seen is forgotten. */
+  maxSources: number
+}
 
 export interface TransportOptions {
   maxBodySize: number

@@ -1,13 +1,5 @@
 import { sourceKey } from '../source-key'
-
-export interface RateConfig {
-  /** Tokens added per second to each source's bucket. */
-  requestsPerSecond: number
-  /** A bucket's capacity, and its content when a source is first seen. */
-  burst: number
-  /** Sources tracked at once; beyond it the least recently seen is forgotten. */
-  maxSources: number
-}
+import type { RateConfig } from '../transport'
 
 interface Bucket {
   tokens: number
