@@ -28,7 +28,11 @@ export declare class NativeSocket {
   /** Like dgram's `ref()`: a referenced socket keeps the event loop alive. */
   ref(): void
   unref(): void
-  /** Stops the socket. Its threadsafe function is released, so nothing of it keeps the process alive. */
+  /**
+   * Stops the socket and lets go of everything it holds: the poll handle,
+   * the callback and (once the driver has stopped) the threadsafe function,
+   * so nothing of it keeps the process or the JavaScript callback alive.
+   */
   close(): void
 }
 
@@ -51,6 +55,15 @@ export interface BoundAddress {
   port: number
 }
 
+/**
+ * The drop reasons, camelCase, in the order of the `reason` byte of a
+ * `dropped` event (and the keys of `stats().dropped`).
+ */
+export declare function dropReasons(): Array<string>
+
+/** Every `code` an error thrown by this binding can carry. */
+export declare function errorCodes(): Array<string>
+
 export interface NativeStats {
   requestsSent: number
   requestsReceived: number
@@ -60,7 +73,7 @@ export interface NativeStats {
   errorsReceived: number
   timeouts: number
   outstanding: number
-  /** Keyed by the camelCase drop reason. */
+  /** Keyed by the names `dropReasons()` lists. */
   dropped: Record<string, number>
   recvBufferSize: number
   sendBufferSize: number

@@ -836,3 +836,5 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.NativeSocket = nativeBinding.NativeSocket
+module.exports.dropReasons = nativeBinding.dropReasons
+module.exports.errorCodes = nativeBinding.errorCodes

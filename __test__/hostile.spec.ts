@@ -15,8 +15,9 @@ const str = (s: string) => [0xa0 | s.length, ...Buffer.from(s)]
 const nestedArrays = (n: number, tail: number[] = [0x01]) => [...new Array(n).fill(0x91), ...tail]
 
 /** Datagrams that must be dropped, by the reason they must be counted under (same on both backends). */
+// oversize needs IPv6 (an IPv4 datagram cannot exceed the limit): its own test below.
 // rateLimited has its own tests (controls.spec.ts).
-const VECTORS: Record<Exclude<WireDropReason, 'wrongSender' | 'sendFailed' | 'rateLimited'>, Buffer[]> = {
+const VECTORS: Record<Exclude<WireDropReason, 'wrongSender' | 'sendFailed' | 'oversize' | 'rateLimited'>, Buffer[]> = {
   tooShort: [
     Buffer.alloc(0),
     Buffer.from([REQUEST]),
@@ -78,10 +79,10 @@ const VECTORS: Record<Exclude<WireDropReason, 'wrongSender' | 'sendFailed' | 'ra
   ],
 }
 
-function server(t: ExecutionContext, backend: BackendName, options: RPCProtocolOptions = {}) {
+function server(t: ExecutionContext, backend: BackendName, options: RPCProtocolOptions = {}, host?: string) {
   const make = (o: RPCProtocolOptions) =>
     new RPCProtocol(o).handle('fence', () => 'ok').handle('echo', (_sender, ...args) => args)
-  return listening(t, make, { ...options, backend })
+  return listening(t, make, { ...options, backend }, host)
 }
 
 async function rawPeer(t: ExecutionContext, host = '127.0.0.1', port = 0) {
@@ -374,6 +375,17 @@ for (const serverBackend of BACKENDS)
       t.is(srv.stats().droppedTotal + client.stats().droppedTotal + dual.stats().droppedTotal, 0)
     })
   }
+
+eachBackend('a datagram longer than any IPv4 datagram (only IPv6 can carry one) is counted as oversize', async (t, backend) => {
+  const { proto, address } = await server(t, backend, {}, '::1')
+  const peer = await rawPeer(t, '::1')
+  const before = proto.stats()
+  // 65 508 and 65 520 bytes: one past the limit (exactly fills the native receive buffer) and well past it.
+  for (const size of [65508, 65520]) await peer.send(Buffer.concat([dg(REQUEST, valueBody(['echo', []])), Buffer.alloc(size - 21 - valueBody(['echo', []]).length, 0xc0)]), address)
+  const fence = await peer.fence(address)
+  t.deepEqual(fence.msg.subarray(21), valueBody('ok'))
+  t.deepEqual(delta(before, proto.stats()), { 'dropped.oversize': 2, droppedTotal: 2, requestsReceived: 1, responsesSent: 1 })
+})
 
 eachBackend('an IPv4 socket refuses an IPv6 peer with RPCArgumentError', async (t, backend) => {
   const { proto } = await listening(t, (o) => new RPCProtocol(o), { backend }, '127.0.0.1')

@@ -4,6 +4,8 @@
  * counters; RPCProtocol owns handlers, values and promises. Bodies cross as
  * msgpack bytes in both directions.
  */
+import { DROP_REASONS } from './wire-names'
+
 export type BackendName = 'native' | 'pure'
 
 /** A per-source token bucket on incoming requests (crates/rpcudp-core/src/limits.rs, src/pure/limits.ts). */
@@ -53,26 +55,19 @@ export interface WireStats {
   timeouts: number
   outstanding: number
   dropped: Record<WireDropReason, number>
+  /** Receive-side socket failures (a failed poll on native, a dgram 'error' on pure), each also logged. */
+  socketErrors: number
   recvBufferSize: number
   sendBufferSize: number
   /** Sources the per-source rate limit tracks now (bounded by its maxSources; 0 without one). */
   sourcesTracked: number
 }
 
-export const WIRE_DROP_REASONS = [
-  'tooShort',
-  'unknownType',
-  'malformed',
-  'tooDeep',
-  'badRequest',
-  'badUtf8',
-  'unsupportedType',
-  'unmatchedResponse',
-  'wrongSender',
-  'sendFailed',
-  'rateLimited',
-] as const
-export type WireDropReason = (typeof WIRE_DROP_REASONS)[number]
+/** Every reason a datagram is dropped (defined in the Rust core; see src/wire-names.ts). */
+export type DropReason = (typeof DROP_REASONS)[number]
+/** The reasons a transport counts; `handlersBusy` and `closing` are RPCProtocol's, since handlers run in JavaScript. */
+export type WireDropReason = Exclude<DropReason, 'handlersBusy' | 'closing'>
+export const WIRE_DROP_REASONS = DROP_REASONS.filter((r): r is WireDropReason => r !== 'handlersBusy' && r !== 'closing')
 
 export interface Transport {
   readonly backend: BackendName

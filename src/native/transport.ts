@@ -1,7 +1,8 @@
 import { DecodeFailure, Decoder } from '../codec'
-import { RPCArgumentError, RPCSocketError, closedError } from '../errors'
+import { RPCArgumentError, RPCOverloadedError, RPCSocketError, closedError } from '../errors'
 import { RateLimitedLog } from '../log'
 import { WIRE_DROP_REASONS, type Address, type Transport, type TransportOptions, type TransportSink, type WireDropReason, type WireStats } from '../transport'
+import { DROP_REASONS, NATIVE_ERROR_CODES } from '../wire-names'
 import { formatIPv6 } from './ipv6'
 
 /** The addon's surface (crates/rpcudp-node); binding.d.ts has the generated types. */
@@ -31,7 +32,7 @@ interface NativeSocketHandle {
   replyError(id: Buffer, host: string, port: number, code: string, message: string): void
   cancel(token: number): boolean
   flush(): void
-  stats(): Omit<WireStats, 'dropped'> & { dropped: Record<string, number> }
+  stats(): Omit<WireStats, 'dropped' | 'socketErrors'> & { dropped: Record<string, number> }
   ref(): void
   unref(): void
   close(): void
@@ -43,9 +44,7 @@ const RESPONSE = 1
 const ERROR = 2
 const TIMEOUT = 3
 const DROPPED = 4
-
-/** The core's DropReason, in its `as u8` order. */
-const CORE_DROP_REASONS = [...WIRE_DROP_REASONS.filter((r) => r !== 'rateLimited'), 'handlersBusy', 'rateLimited', 'closing']
+const SOCKET_ERROR = 5
 
 /** The `addr` record at `at`: u8 family (4|6), 4 or 16 address bytes, u16 port. */
 function readAddress(batch: Buffer, at: number): Address {
@@ -57,12 +56,27 @@ function addressEnd(batch: Buffer, at: number): number {
   return at + (batch[at] === 4 ? 7 : 19)
 }
 
-/** "ERR_CODE: message" from the addon, as the typed error the pure backend would throw. */
-function translate(err: unknown): Error {
+type NativeErrorCode = (typeof NATIVE_ERROR_CODES)[number]
+
+/** The typed error the pure backend would throw, for each code the addon's errors carry. */
+const FROM_NATIVE: Record<NativeErrorCode, (message: string, options: TransportOptions, err: unknown) => Error> = {
+  ERR_CLOSED: () => closedError(),
+  ERR_INVALID_ADDRESS: (message) => new RPCArgumentError(message),
+  ERR_INVALID_ARGUMENT: (message) => new RPCArgumentError(message),
+  ERR_OVERLOADED: (_, options) => new RPCOverloadedError(options.maxOutstanding),
+  // RPCProtocol checks sizes and encodes before the addon sees a body: these are socket-level surprises.
+  ERR_BODY_TOO_LARGE: (message, _, err) => new RPCSocketError(message, err),
+  ERR_IO: (message, _, err) => new RPCSocketError(message, err),
+  ERR_ENCODE: (message, _, err) => new RPCSocketError(message, err),
+  ERR_DECODE: (message, _, err) => new RPCSocketError(message, err),
+}
+
+/** An error the addon threw, as the typed error the pure backend would throw (by its `code`, never its message). */
+function translate(err: unknown, options: TransportOptions): Error {
+  const code = (err as { code?: unknown } | null)?.code
   const message = err instanceof Error ? err.message : String(err)
-  if (message.startsWith('ERR_CLOSED')) return closedError()
-  if (message.startsWith('ERR_INVALID_ADDRESS')) return new RPCArgumentError(message.slice(21))
-  return new RPCSocketError(message, err)
+  const make = typeof code === 'string' && Object.hasOwn(FROM_NATIVE, code) ? FROM_NATIVE[code as NativeErrorCode] : undefined
+  return make ? make(message, options, err) : new RPCSocketError(message, err)
 }
 
 /**
@@ -79,6 +93,7 @@ export class NativeTransport implements Transport {
   private readonly log = new RateLimitedLog()
   /** Rust validated every body already; these count anything the JS decoder still refuses (a mapping bug). */
   private readonly jsDropped: Partial<Record<WireDropReason, number>> = {}
+  private socketErrors = 0
   /** The counters as they were at close(): the core's go with its socket. */
   private closedStats: WireStats | null = null
   /** A datagram already left in this event-loop turn; the turn's later ones wait in the outbox. */
@@ -119,7 +134,9 @@ export class NativeTransport implements Transport {
         (batch, length) => this.onBatch(batch, length ?? batch.length),
       )
     } catch (err) {
-      throw new RPCSocketError(`cannot bind ${host}:${port}: ${err instanceof Error ? err.message : String(err)}`, err)
+      const typed = translate(err, o)
+      if (typed instanceof RPCArgumentError) throw typed
+      throw new RPCSocketError(`cannot bind ${host}:${port}: ${typed.message}`, err)
     }
     this.socket = socket
     this.sink = sink
@@ -145,7 +162,7 @@ export class NativeTransport implements Transport {
     try {
       this.socket!.call(host, port, body, len, timeoutMs, token)
     } catch (err) {
-      throw translate(err)
+      throw translate(err, this.options)
     }
     this.scheduleFlush()
   }
@@ -155,7 +172,7 @@ export class NativeTransport implements Transport {
       this.socket!.reply(id, host, port, body, len)
       this.scheduleFlush()
     } catch (err) {
-      this.log.log(`reply failed: ${translate(err).message}`)
+      this.log.log(`reply failed: ${translate(err, this.options).message}`)
     }
   }
 
@@ -164,7 +181,7 @@ export class NativeTransport implements Transport {
       this.socket!.replyError(id, host, port, code, message)
       this.scheduleFlush()
     } catch (err) {
-      this.log.log(`error reply failed: ${translate(err).message}`)
+      this.log.log(`error reply failed: ${translate(err, this.options).message}`)
     }
   }
 
@@ -192,7 +209,7 @@ export class NativeTransport implements Transport {
   }
 
   stats(): WireStats {
-    if (this.socket === null && this.closedStats !== null) return { ...this.closedStats, outstanding: 0 }
+    if (this.socket === null && this.closedStats !== null) return { ...this.closedStats, outstanding: 0, socketErrors: this.socketErrors }
     const s = this.socket?.stats()
     // The core also has handlersBusy and closing reasons; in Node, RPCProtocol counts those.
     const dropped = {} as Record<WireDropReason, number>
@@ -207,26 +224,40 @@ export class NativeTransport implements Transport {
       timeouts: s?.timeouts ?? 0,
       outstanding: s?.outstanding ?? 0,
       dropped,
+      socketErrors: this.socketErrors,
       recvBufferSize: s?.recvBufferSize ?? 0,
       sendBufferSize: s?.sendBufferSize ?? 0,
       sourcesTracked: s?.sourcesTracked ?? 0,
     }
   }
 
-  /** `batch` may be the core's reusable buffer: nothing read from it outlives this call (ids and values are copies). */
+  /**
+   * `batch` may be the core's reusable buffer: nothing read from it outlives
+   * this call (ids and values are copies). Every event is handed on even if
+   * the sink throws for one (the core has retired those calls: each must still
+   * settle); the first exception is rethrown at the end, as an uncaught one.
+   */
   private onBatch(batch: Buffer, end: number) {
     let p = 0
+    let failure: { error: unknown } | null = null
     while (p < end && this.sink !== null) {
       const tag = batch[p]
-      if (tag === TIMEOUT) {
-        this.sink.onTimeout(batch.readUInt32LE(p + 1))
-        p += 9
+      if (tag === SOCKET_ERROR) {
+        this.socketErrors++
+        this.log.log(`socket error ${batch.readInt32LE(p + 1)}: the socket is no longer polled`)
+        p += 5
         continue
       }
       if (tag === DROPPED) {
         const [host, port] = readAddress(batch, p + 2)
-        this.log.log(`dropped datagram (${CORE_DROP_REASONS[batch[p + 1]]}) from ${host}:${port}`)
+        this.log.log(`dropped datagram (${DROP_REASONS[batch[p + 1]]}) from ${host}:${port}`)
         p = addressEnd(batch, p + 2)
+        continue
+      }
+      if (tag === TIMEOUT) {
+        const token = batch.readUInt32LE(p + 1)
+        p += 9
+        failure = this.dispatch(failure, () => this.sink?.onTimeout(token))
         continue
       }
       let token = 0
@@ -252,18 +283,32 @@ export class NativeTransport implements Transport {
         this.jsDropped[err.reason] = (this.jsDropped[err.reason] ?? 0) + 1
         this.log.log(`dropped a body the core accepted (${err.reason})`)
         // The core has already retired this call: settle it rather than leave it hanging.
-        if (tag !== REQUEST) this.sink.onErrorReply(token, 'undecodable_reply', err.reason)
+        if (tag !== REQUEST) failure = this.dispatch(failure, () => this.sink?.onErrorReply(token, 'undecodable_reply', err.reason))
         continue
       }
       p += len
-      if (tag === REQUEST) {
-        const [name, args] = value as [string, unknown[]]
-        this.sink.onRequest(id!, sender!, name, args)
-      } else if (tag === RESPONSE) this.sink.onResponse(token, value)
-      else if (tag === ERROR) {
-        const [code, message] = value as [string, string]
-        this.sink.onErrorReply(token, code, message)
-      }
+      failure = this.dispatch(failure, () => {
+        const sink = this.sink!
+        if (tag === REQUEST) {
+          const [name, args] = value as [string, unknown[]]
+          sink.onRequest(id!, sender!, name, args)
+        } else if (tag === RESPONSE) sink.onResponse(token, value)
+        else if (tag === ERROR) {
+          const [code, message] = value as [string, string]
+          sink.onErrorReply(token, code, message)
+        }
+      })
     }
+    if (failure !== null) throw failure.error
+  }
+
+  /** Runs one sink call; keeps the first exception for onBatch to rethrow once the batch is done. */
+  private dispatch(failure: { error: unknown } | null, deliver: () => void): { error: unknown } | null {
+    try {
+      deliver()
+    } catch (error) {
+      return failure ?? { error }
+    }
+    return failure
   }
 }

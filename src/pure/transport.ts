@@ -19,6 +19,8 @@ import { SourceLimiter } from './limits'
 
 const HEADER = 21
 const MIN_DATAGRAM = 22
+/** The largest UDP payload over IPv4; the core drops anything longer (IPv6 allows a little more). */
+const MAX_DATAGRAM = 65507
 const REQUEST = 0
 const RESPONSE = 1
 const ERROR = 2
@@ -69,6 +71,7 @@ export class PureTransport implements Transport {
     errorsSent: 0,
     errorsReceived: 0,
     timeouts: 0,
+    socketErrors: 0,
   }
   private readonly dropped = Object.fromEntries(WIRE_DROP_REASONS.map((r) => [r, 0])) as Record<WireDropReason, number>
 
@@ -90,8 +93,11 @@ export class PureTransport implements Transport {
       socket.once('error', onBindError)
       socket.bind(port, host, () => {
         socket.off('error', onBindError)
-        // After bind, an error is a failed send (ICMP unreachable and the like): count it, never throw.
-        socket.on('error', (err) => this.drop('sendFailed', err.message))
+        // Sends report failures to their callback, so an 'error' after bind is the receive side's: count it, never throw.
+        socket.on('error', (err) => {
+          this.counters.socketErrors++
+          this.log.log(`socket error: ${err.message}`)
+        })
         socket.on('message', (msg, rinfo) => this.receive(msg, rinfo))
         this.setBufferSizes(socket)
         if (!this.refed) socket.unref()
@@ -268,6 +274,7 @@ export class PureTransport implements Transport {
   }
 
   private receive(msg: Buffer, rinfo: RemoteInfo) {
+    if (msg.length > MAX_DATAGRAM) return this.drop('oversize', `${msg.length} bytes from ${rinfo.address}:${rinfo.port}`)
     if (msg.length < MIN_DATAGRAM) return this.drop('tooShort', `${msg.length} bytes from ${rinfo.address}:${rinfo.port}`)
     const type = msg[0]
     if (type > ERROR) return this.drop('unknownType', `type ${type} from ${rinfo.address}:${rinfo.port}`)

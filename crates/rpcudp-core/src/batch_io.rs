@@ -110,6 +110,8 @@ pub struct Inbox {
     lens: Vec<usize>,
     from: Vec<SocketAddr>,
     count: usize,
+    /// Datagrams the last read took from the socket but could not keep (see `discarded`).
+    discarded: usize,
 }
 
 impl Inbox {
@@ -122,6 +124,7 @@ impl Inbox {
             lens: vec![0; Self::BATCH],
             from: vec![SocketAddr::from(([0, 0, 0, 0], 0)); Self::BATCH],
             count: 0,
+            discarded: 0,
         }
     }
 
@@ -129,6 +132,13 @@ impl Inbox {
     /// recvmmsg, any batch short of BATCH did (it takes all that is waiting).
     pub fn emptied_by(n: usize) -> bool {
         cfg!(target_os = "linux") && n < Self::BATCH
+    }
+
+    /// How many datagrams the last read consumed but left out of `iter`: cut
+    /// short by the kernel (larger than the buffer) or from an address the
+    /// socket API cannot express. The caller counts them as drops.
+    pub fn discarded(&self) -> usize {
+        self.discarded
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], SocketAddr)> {
@@ -193,6 +203,7 @@ impl Inbox {
         };
         if n < 0 {
             self.count = 0;
+            self.discarded = 0;
             return Err(io::Error::last_os_error());
         }
         let n = n as usize;
@@ -201,8 +212,9 @@ impl Inbox {
             let len = msgs[i].msg_len as usize;
             // SAFETY: the kernel filled `storage[i]` with `msg_namelen` bytes of address.
             let addr = unsafe { SockAddr::new(storage[i], msgs[i].msg_hdr.msg_namelen) }.as_socket();
-            // A truncated datagram (larger than our buffer) is not a datagram we can read whole.
-            let truncated = msgs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
+            // A datagram that filled the buffer may have been cut short (the
+            // buffer is one byte longer than any datagram this protocol accepts).
+            let truncated = msgs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0 || len >= self.bufs[i].len();
             if let (Some(addr), false) = (addr, truncated) {
                 self.bufs.swap(kept, i);
                 self.lens[kept] = len;
@@ -211,6 +223,7 @@ impl Inbox {
             }
         }
         self.count = kept;
+        self.discarded = n - kept;
         Ok(n)
     }
 

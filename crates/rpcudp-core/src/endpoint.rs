@@ -211,9 +211,10 @@ impl Endpoint {
         self.stats.timeouts += (expired.len() - before) as u64;
     }
 
-    /// When `expire` next has something to do: the earliest deadline rounded
-    /// up to the tick, never earlier, so `expire(next_deadline)` always expires
-    /// at least one call. `None` when nothing is outstanding.
+    /// When to call `expire` next: never later than the earliest deadline
+    /// (rounded up to the tick), and exactly it when it is within one wheel
+    /// span (~2 s) of the last expiry; a farther one gets a wake-up per span on
+    /// the way, which expires nothing. `None` when nothing is outstanding.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.table.next_deadline()
     }

@@ -7,6 +7,7 @@
 //! error:     u8 2 | u64 token | u32 body_len | body
 //! timeout:   u8 3 | u64 token
 //! dropped:   u8 4 | u8 reason (DropReason as u8) | addr   (sampled, for logging)
+//! socket error: u8 5 | i32 errno   (the socket can no longer be polled)
 //! addr:      u8 family (4|6) | ip (4|16 bytes) | u16 port
 //! ```
 
@@ -21,6 +22,7 @@ const RESPONSE: u8 = 1;
 const ERROR: u8 = 2;
 const TIMEOUT: u8 = 3;
 const DROPPED: u8 = 4;
+const SOCKET_ERROR: u8 = 5;
 
 #[derive(Default)]
 pub struct EventBuf {
@@ -51,6 +53,10 @@ pub enum Event<'a> {
     Dropped {
         reason: DropReason,
         from: SocketAddr,
+    },
+    /// The consumer's poll of the socket failed with `errno`.
+    SocketError {
+        errno: i32,
     },
 }
 
@@ -104,6 +110,12 @@ impl EventBuf {
         self.events += 1;
     }
 
+    pub fn push_socket_error(&mut self, errno: i32) {
+        self.bytes.push(SOCKET_ERROR);
+        self.bytes.extend_from_slice(&errno.to_le_bytes());
+        self.events += 1;
+    }
+
     /// Number of events.
     pub fn len(&self) -> usize {
         self.events
@@ -138,6 +150,36 @@ impl EventBuf {
     /// that is not a whole record.
     pub fn iter(bytes: &[u8]) -> EventIter<'_> {
         EventIter { rest: bytes }
+    }
+
+    /// Splits a log into runs of whole records of at most `max` bytes each (a
+    /// record larger than `max` is a run of its own), so a consumer can hand
+    /// any log over through one buffer of `max` bytes. A malformed tail is
+    /// handed over as it is, for the consumer's decoder to stop at.
+    pub fn runs(bytes: &[u8], max: usize) -> impl Iterator<Item = &[u8]> {
+        let mut rest = bytes;
+        std::iter::from_fn(move || {
+            if rest.is_empty() {
+                return None;
+            }
+            let mut it = EventIter { rest };
+            let mut len = 0;
+            while !it.rest.is_empty() {
+                let before = it.rest.len();
+                if it.decode().is_none() {
+                    len = rest.len();
+                    break;
+                }
+                let record = before - it.rest.len();
+                if len > 0 && len + record > max {
+                    break;
+                }
+                len += record;
+            }
+            let (run, tail) = rest.split_at(len);
+            rest = tail;
+            Some(run)
+        })
     }
 
     fn put_body(&mut self, body: &[u8]) {
@@ -199,6 +241,9 @@ impl<'a> EventIter<'a> {
                     from: self.addr()?,
                 })
             }
+            SOCKET_ERROR => Some(Event::SocketError {
+                errno: i32::from_le_bytes(self.take()?),
+            }),
             _ => None,
         }
     }

@@ -7,20 +7,28 @@
 //! hands to its consumer. See docs/DESIGN.md.
 
 pub mod batch_io;
+mod driver;
 pub mod endpoint;
 pub mod error;
 pub mod events;
 pub mod limits;
 mod msgpack;
+mod queue;
+mod runtime;
+mod sampling;
 pub mod socket;
 pub mod stats;
+mod sync;
 mod table;
+mod udp;
 pub mod validate;
 pub mod value;
 mod wheel;
 pub mod wire;
 
 pub use endpoint::{Config, Endpoint, Incoming, Token};
+pub use queue::{EventQueue, Wake};
+pub use udp::SocketOptions;
 pub use error::Error;
 pub use events::{Event, EventBuf, EventIter};
 pub use stats::{DropReason, Stats};

@@ -1,58 +1,37 @@
-//! The tokio driver: owns a UDP socket and an [`Endpoint`], receives on one
-//! dedicated current-thread runtime shared by every socket in the process, and
-//! hands events to the consumer in batches through an [`EventQueue`].
+//! A bound rpcudp socket: an [`Endpoint`] behind a lock, sends from the
+//! caller's thread, and a driver task (see [`crate::driver`]) on the one
+//! runtime all sockets share, which keeps time and hands events to the
+//! consumer in batches through an [`EventQueue`].
 //!
 //! A consumer with an event loop of its own (Node's libuv) can instead bind
 //! with [`Socket::bind_external`]: it polls [`Socket::raw_fd`] for
 //! readability and calls [`Socket::receive`] on its own thread, so received
 //! datagrams cost no cross-thread wake-up; the runtime then only keeps time.
 //!
-//! Sends never hop to the runtime: `call`/`reply` frame under the endpoint lock
-//! and send with a non-blocking `sendto` on the caller's thread (for Node, the
-//! JavaScript thread), so a request costs no cross-thread wake-up on the way out.
-//! The `queue_*` variants only frame into an [`Outbox`]; one [`Socket::flush`]
-//! then sends the lot with a single `sendmmsg`.
+//! Sends never hop to the runtime: the `queue_*` calls frame under the
+//! endpoint lock into an [`Outbox`], and one [`Socket::flush`] sends the lot
+//! with a single `sendmmsg` on the caller's thread.
 
-use std::io;
 use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use socket2::{Domain, Protocol, Socket as RawSocket, Type};
 use tokio::net::UdpSocket;
-use tokio::runtime::Handle;
 use tokio::sync::Notify;
 
 use crate::batch_io::{Inbox, Outbox};
-use crate::endpoint::{Config, Endpoint, Incoming, Token};
+use crate::driver::{drive, receive_burst};
+use crate::endpoint::{Endpoint, Token};
 use crate::error::Error;
 use crate::events::EventBuf;
+use crate::queue::{EventQueue, Wake};
+use crate::runtime::runtime;
+use crate::sampling::DropSamples;
 use crate::stats::{DropReason, Stats};
-use crate::wire::{MsgId, MAX_DATAGRAM};
-
-/// Told when the event queue goes from empty to non-empty; must not block.
-pub trait Wake: Send + Sync + 'static {
-    fn wake(&self);
-}
-
-#[derive(Clone, Debug)]
-pub struct SocketOptions {
-    pub endpoint: Config,
-    /// SO_RCVBUF / SO_SNDBUF requested; the kernel may grant less (see [`SocketStats`]).
-    pub recv_buffer: usize,
-    pub send_buffer: usize,
-}
-
-impl Default for SocketOptions {
-    fn default() -> Self {
-        SocketOptions {
-            endpoint: Config::default(),
-            recv_buffer: 4 << 20,
-            send_buffer: 4 << 20,
-        }
-    }
-}
+use crate::sync::{lock, read, write};
+use crate::udp::{open, SocketOptions};
+use crate::wire::MsgId;
 
 #[derive(Clone, Debug, Default)]
 pub struct SocketStats {
@@ -66,95 +45,25 @@ pub struct SocketStats {
     pub sources_tracked: usize,
 }
 
-/// Events waiting for the consumer. The consumer is woken only on the
-/// empty -> non-empty edge, so one wake-up carries every event that arrived
-/// while the consumer was busy.
-pub struct EventQueue {
-    buf: Mutex<EventBuf>,
-    scheduled: AtomicBool,
-    waker: Box<dyn Wake>,
-    /// Told by `take`, for a driver that stopped reading because the backlog was full.
-    drained: Notify,
-}
-
-/// Past this many bytes of events waiting for the consumer the driver stops
-/// reading, so a flood backs up in the kernel's receive buffer (and is dropped
-/// there) instead of growing this queue without bound.
-const MAX_BACKLOG: usize = 4 << 20;
-
-impl EventQueue {
-    fn new(waker: Box<dyn Wake>) -> Self {
-        EventQueue {
-            buf: Mutex::new(EventBuf::default()),
-            scheduled: AtomicBool::new(false),
-            waker,
-            drained: Notify::new(),
-        }
-    }
-
-    /// All queued events (see [`EventBuf::iter`]); empty when there are none.
-    pub fn take(&self) -> Vec<u8> {
-        // Clear the flag before taking: an event pushed in between schedules
-        // another wake-up (which may find nothing) instead of being stranded.
-        self.scheduled.store(false, Ordering::SeqCst);
-        let events = lock(&self.buf).take();
-        self.drained.notify_one();
-        events
-    }
-
-    fn push(&self, f: impl FnOnce(&mut EventBuf)) {
-        f(&mut lock(&self.buf));
-    }
-
-    fn notify(&self) {
-        if !self.scheduled.swap(true, Ordering::SeqCst) {
-            self.waker.wake();
-        }
-    }
-}
-
-struct Shared {
-    endpoint: Mutex<Endpoint>,
-    events: Arc<EventQueue>,
+/// What the socket and its driver share.
+pub(crate) struct Shared {
+    pub(crate) endpoint: Mutex<Endpoint>,
+    pub(crate) events: Arc<EventQueue>,
     /// The socket itself, for non-blocking sends from any thread (and receives,
-    /// when bound external). `close()` takes it, so the port is free at once.
+    /// when bound external). `close()` takes it.
     sender: RwLock<Option<StdUdpSocket>>,
-    /// Which drops are reported as events (counting is separate and complete).
-    drop_samples: DropSamples,
-    /// Set by the driver once it has dropped its own handle on the socket.
-    driver_done: (Mutex<bool>, Condvar),
+    pub(crate) drop_samples: DropSamples,
+    /// Set by the driver once it has let go of its own handle on the socket.
+    pub(crate) driver_done: (Mutex<bool>, Condvar),
     local: SocketAddr,
     /// Deadline the driver is sleeping towards, in ns since `epoch`; u64::MAX when none.
-    armed: AtomicU64,
-    epoch: Instant,
-    rearm: Notify,
-    shutdown: Notify,
+    pub(crate) armed: AtomicU64,
+    pub(crate) epoch: Instant,
+    pub(crate) rearm: Notify,
+    pub(crate) shutdown: Notify,
     closed: AtomicBool,
     recv_buffer: usize,
     send_buffer: usize,
-}
-
-/// At most `PER_SECOND` dropped datagrams a second become events, so a
-/// flood of garbage costs the consumer a few log lines, not one per datagram.
-#[derive(Default)]
-struct DropSamples(Mutex<Option<(Instant, u32)>>);
-
-impl DropSamples {
-    const PER_SECOND: u32 = 10;
-
-    fn take(&self, now: Instant) -> bool {
-        let mut window = lock(&self.0);
-        match &mut *window {
-            Some((start, n)) if now.duration_since(*start) < Duration::from_secs(1) => {
-                *n += 1;
-                *n <= Self::PER_SECOND
-            }
-            _ => {
-                *window = Some((now, 1));
-                true
-            }
-        }
-    }
 }
 
 /// A bound rpcudp socket. Dropping it without `close()` also stops the driver.
@@ -166,81 +75,10 @@ pub struct Socket {
 /// Past this many queued datagrams a queue_* call flushes by itself, so the outbox stays small.
 const OUTBOX_LIMIT: usize = 256;
 
-fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
-    l.read().unwrap_or_else(|e| e.into_inner())
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding the lock cannot leave these structures half-updated
-    // in a way that matters more than stopping would, so keep serving.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The one runtime every socket in the process shares: a current-thread
-/// runtime on a dedicated thread (two cores: one for JavaScript, one for this).
-fn runtime() -> Result<&'static Handle, Error> {
-    static RT: OnceLock<Result<Handle, String>> = OnceLock::new();
-    let r = RT.get_or_init(|| {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
-        let handle = rt.handle().clone();
-        std::thread::Builder::new()
-            .name("rpcudp-io".into())
-            .spawn(move || rt.block_on(std::future::pending::<()>()))
-            .map_err(|e| e.to_string())?;
-        Ok(handle)
-    });
-    r.as_ref().map_err(|e| Error::Io(io::Error::other(e.clone())))
-}
-
-fn open(addr: SocketAddr, opts: &SocketOptions) -> io::Result<(StdUdpSocket, usize, usize)> {
-    let sock = RawSocket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    if addr.is_ipv6() {
-        // Dual-stack: an IPv6 socket on `::` also answers IPv4 peers.
-        sock.set_only_v6(false)?;
-    }
-    // Best effort: the kernel caps these at rmem_max/wmem_max, so ask, then report what was granted.
-    let _ = sock.set_recv_buffer_size(opts.recv_buffer);
-    let _ = sock.set_send_buffer_size(opts.send_buffer);
-    force_buffers(&sock, opts);
-    sock.set_nonblocking(true)?;
-    sock.bind(&addr.into())?;
-    let granted = (
-        sock.recv_buffer_size().unwrap_or(0),
-        sock.send_buffer_size().unwrap_or(0),
-    );
-    Ok((sock.into(), granted.0, granted.1))
-}
-
-/// With CAP_NET_ADMIN the caps can be exceeded (SO_RCVBUFFORCE); without it this quietly does nothing.
-#[cfg(target_os = "linux")]
-fn force_buffers(sock: &RawSocket, opts: &SocketOptions) {
-    use std::os::fd::AsRawFd;
-    let set = |opt: libc::c_int, size: usize| {
-        let v = size.min(i32::MAX as usize) as libc::c_int;
-        // SAFETY: a valid fd and a pointer to a c_int of the stated length.
-        unsafe {
-            libc::setsockopt(
-                sock.as_raw_fd(),
-                libc::SOL_SOCKET,
-                opt,
-                &v as *const libc::c_int as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-    };
-    if sock.recv_buffer_size().unwrap_or(0) < opts.recv_buffer {
-        set(libc::SO_RCVBUFFORCE, opts.recv_buffer);
-    }
-    if sock.send_buffer_size().unwrap_or(0) < opts.send_buffer {
-        set(libc::SO_SNDBUFFORCE, opts.send_buffer);
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn force_buffers(_: &RawSocket, _: &SocketOptions) {}
+/// How long `close()` waits for a receiving driver to let go of the socket,
+/// so the port is free when it returns; the driver answers within one turn of
+/// the runtime, and `close()` must never stall its caller for long.
+const CLOSE_WAIT: Duration = Duration::from_millis(200);
 
 impl Socket {
     /// Binds and starts the driver, which receives on the runtime thread.
@@ -300,7 +138,8 @@ impl Socket {
     }
 
     /// For [`Socket::bind_external`]: reads what is waiting (a bounded number of
-    /// batches) and appends the resulting events to `out`. Returns whether any were added.
+    /// batches) into `inbox`, which may be shared by every socket the caller
+    /// polls, and appends the resulting events to `out`. Returns whether any were added.
     pub fn receive(&self, inbox: &mut Inbox, out: &mut EventBuf) -> bool {
         let socket = read(&self.shared.sender);
         let Some(socket) = socket.as_ref() else { return false };
@@ -341,8 +180,10 @@ impl Socket {
             lock(&self.shared.endpoint).start_call(now, dest, body, timeout, token, out)
         })?;
         // Wake the driver only if this deadline comes before the one it sleeps towards.
-        let at = (now + timeout)
+        // Saturating: any Duration is a valid timeout, however far away.
+        let at = now
             .saturating_duration_since(self.shared.epoch)
+            .saturating_add(timeout)
             .as_nanos()
             .min(u64::MAX as u128 - 1) as u64;
         if at < self.shared.armed.load(Ordering::Acquire) {
@@ -415,18 +256,18 @@ impl Socket {
         lock(&self.shared.endpoint).cancel(token)
     }
 
-    /// Stops the driver, closes the socket (the port is free when this returns)
-    /// and forgets every outstanding call, returning their tokens.
+    /// Stops the driver, closes the socket (the port is free when this
+    /// returns, unless the runtime thread is stalled past [`CLOSE_WAIT`]) and
+    /// forgets every outstanding call, returning their tokens.
     pub fn close(&self) -> Vec<Token> {
         let mut tokens = Vec::new();
         if !self.shared.closed.swap(true, Ordering::SeqCst) {
             lock(&self.shared.endpoint).cancel_all(&mut tokens);
             self.shared.shutdown.notify_one();
-            drop(self.shared.sender.write().unwrap_or_else(|e| e.into_inner()).take());
-            // The driver holds a second handle on the socket; wait (briefly) until it has let go.
+            drop(write(&self.shared.sender).take());
             let (done, cv) = &self.shared.driver_done;
             let guard = lock(done);
-            let _ = cv.wait_timeout_while(guard, Duration::from_secs(2), |done| !*done);
+            let _ = cv.wait_timeout_while(guard, CLOSE_WAIT, |done| !*done);
         }
         tokens
     }
@@ -453,111 +294,4 @@ impl Drop for Socket {
     fn drop(&mut self) {
         self.close();
     }
-}
-
-async fn drive(shared: Arc<Shared>, io: Option<UdpSocket>) {
-    // Receive buffers only for a driver that receives (not with bind_external).
-    let mut inbox = io.as_ref().map(|_| Inbox::new(MAX_DATAGRAM + 1));
-    let mut expired = Vec::new();
-    loop {
-        let backlogged = lock(&shared.events.buf).byte_len() >= MAX_BACKLOG;
-        let next = lock(&shared.endpoint).next_deadline();
-        let at = next.map_or(u64::MAX, |d| {
-            d.saturating_duration_since(shared.epoch).as_nanos() as u64
-        });
-        shared.armed.store(at, Ordering::Release);
-        let sleep = async {
-            match next {
-                Some(d) => tokio::time::sleep_until(d.into()).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            biased;
-            _ = shared.shutdown.notified() => {
-                drop(io);
-                let (done, cv) = &shared.driver_done;
-                *lock(done) = true;
-                cv.notify_all();
-                return;
-            }
-            _ = shared.events.drained.notified(), if backlogged => {}
-            r = readable(&io), if !backlogged => {
-                if r.is_err() {
-                    return;
-                }
-                let (Some(io), Some(inbox)) = (io.as_ref(), inbox.as_mut()) else {
-                    unreachable!("readable only with a socket")
-                };
-                let mut events = lock(&shared.events.buf);
-                let got = receive_burst(&shared, &mut events, inbox, |i| i.recv(io));
-                drop(events);
-                if got {
-                    shared.events.notify();
-                }
-            }
-            _ = sleep => {
-                lock(&shared.endpoint).expire(Instant::now(), &mut expired);
-                if !expired.is_empty() {
-                    shared.events.push(|ev| expired.drain(..).for_each(|t| ev.push_timeout(t)));
-                    shared.events.notify();
-                }
-            }
-            _ = shared.rearm.notified() => {}
-        }
-    }
-}
-
-async fn readable(io: &Option<UdpSocket>) -> io::Result<()> {
-    match io {
-        Some(io) => io.readable().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Reads until the socket is empty (bounded, so timers and the consumer get
-/// their turn), a batch of datagrams per system call, classifying each with
-/// the endpoint. Returns whether any event was added to `out`.
-fn receive_burst(
-    shared: &Shared,
-    out: &mut EventBuf,
-    inbox: &mut Inbox,
-    mut recv: impl FnMut(&mut Inbox) -> io::Result<usize>,
-) -> bool {
-    const ROUNDS: usize = 8;
-    let mut delivered = false;
-    for _ in 0..ROUNDS {
-        // A short batch means the socket is empty: skip the read that would only say so.
-        let drained = match recv(inbox) {
-            Ok(n) => Inbox::emptied_by(n),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            // ICMP errors for earlier sends surface here on Linux; the socket is fine.
-            Err(_) => continue,
-        };
-        let now = Instant::now();
-        let mut ep = lock(&shared.endpoint);
-        for (datagram, from) in inbox.iter() {
-            let from = SocketAddr::new(from.ip().to_canonical(), from.port());
-            let incoming = match ep.classify(now, from, datagram) {
-                Ok(incoming) => incoming,
-                Err(reason) => {
-                    if shared.drop_samples.take(now) {
-                        out.push_drop(reason, from);
-                        delivered = true;
-                    }
-                    continue;
-                }
-            };
-            match incoming {
-                Incoming::Request { id, body, .. } => out.push_request(&id, from, body),
-                Incoming::Response { token, body } => out.push_response(token, body),
-                Incoming::ErrorReply { token, body, .. } => out.push_error(token, body),
-            }
-            delivered = true;
-        }
-        if drained {
-            break;
-        }
-    }
-    delivered
 }

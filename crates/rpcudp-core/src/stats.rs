@@ -25,6 +25,9 @@ pub enum DropReason {
     SendFailed,
     /// Counted by the driver when the consumer cannot take more requests.
     HandlersBusy,
+    /// Larger than the receive buffer (so cut short by the kernel), or from an
+    /// address the socket API cannot express.
+    Oversize,
     /// A request beyond its source's token bucket (`Config::per_source`).
     RateLimited,
     /// A request that arrived while the consumer was closing (draining).
@@ -32,7 +35,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const COUNT: usize = 13;
+    pub const COUNT: usize = 14;
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::TooShort,
         DropReason::UnknownType,
@@ -45,6 +48,7 @@ impl DropReason {
         DropReason::WrongSender,
         DropReason::SendFailed,
         DropReason::HandlersBusy,
+        DropReason::Oversize,
         DropReason::RateLimited,
         DropReason::Closing,
     ];
@@ -62,9 +66,27 @@ impl DropReason {
             DropReason::WrongSender => "wrong_sender",
             DropReason::SendFailed => "send_failed",
             DropReason::HandlersBusy => "handlers_busy",
+            DropReason::Oversize => "oversize",
             DropReason::RateLimited => "rate_limited",
             DropReason::Closing => "closing",
         }
+    }
+
+    /// The name JavaScript uses (camelCase), so the binding exports one list.
+    pub fn js_name(self) -> String {
+        let mut out = String::new();
+        let mut upper = false;
+        for c in self.as_str().chars() {
+            match c {
+                '_' => upper = true,
+                c if upper => {
+                    out.push(c.to_ascii_uppercase());
+                    upper = false;
+                }
+                c => out.push(c),
+            }
+        }
+        out
     }
 }
 
@@ -108,6 +130,13 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), DropReason::COUNT);
+    }
+
+    #[test]
+    fn js_names_are_camel_case() {
+        assert_eq!(DropReason::UnmatchedResponse.js_name(), "unmatchedResponse");
+        assert_eq!(DropReason::TooShort.js_name(), "tooShort");
+        assert_eq!(DropReason::Oversize.js_name(), "oversize");
     }
 
     #[test]

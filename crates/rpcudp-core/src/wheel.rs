@@ -5,10 +5,15 @@
 //! remove are O(1) and, once the slab has grown to the peak load, allocate
 //! nothing. A deadline more than one span (`SLOTS` ticks) ahead shares a slot
 //! with nearer deadlines and waits out its rounds there.
+//!
+//! The slot arrays are allocated by the first insert: a process may hold
+//! hundreds of sockets that never call, and each should cost next to nothing.
 
-/// 2^15 ticks: with the default 1 ms tick a span is ~32.8 s, longer than any
-/// usual RPC timeout, for 256 KiB of list heads and tails.
-pub(crate) const SLOTS: u64 = 1 << 15;
+/// 2^11 ticks: with the default 1 ms tick a span is ~2 s, for 16 KiB of list
+/// heads and tails per socket that calls. Longer timeouts wait out rounds, and
+/// `next_deadline` then answers with a wake-up at the span's end rather than
+/// scanning every entry.
+pub(crate) const SLOTS: u64 = 1 << 11;
 const MASK: u64 = SLOTS - 1;
 const NIL: u32 = u32::MAX;
 
@@ -43,9 +48,9 @@ impl<T: Copy> Wheel<T> {
         Wheel {
             nodes: Vec::new(),
             free: NIL,
-            heads: vec![NIL; SLOTS as usize].into_boxed_slice(),
-            tails: vec![NIL; SLOTS as usize].into_boxed_slice(),
-            occupied: vec![0; (SLOTS / 64) as usize].into_boxed_slice(),
+            heads: Box::default(),
+            tails: Box::default(),
+            occupied: Box::default(),
             now: 0,
             len: 0,
             due: Vec::new(),
@@ -76,6 +81,11 @@ impl<T: Copy> Wheel<T> {
     /// Adds an entry due at tick `deadline` (a past deadline becomes due at the
     /// next expiry). `None` when the slab has run out of keys.
     pub(crate) fn insert(&mut self, deadline: u64, value: T) -> Option<Key> {
+        if self.heads.is_empty() {
+            self.heads = vec![NIL; SLOTS as usize].into_boxed_slice();
+            self.tails = vec![NIL; SLOTS as usize].into_boxed_slice();
+            self.occupied = vec![0; (SLOTS / 64) as usize].into_boxed_slice();
+        }
         let node = Node {
             value,
             deadline: deadline.max(self.now),
@@ -146,7 +156,11 @@ impl<T: Copy> Wheel<T> {
         self.due = due;
     }
 
-    /// The earliest deadline, or `None` when empty.
+    /// When to expire next: the earliest deadline when it lies within one span
+    /// of the cursor; otherwise the span's end, which is never later than the
+    /// earliest deadline (an entry that is not due in the current round of its
+    /// slot is a whole span away or more). `None` when empty. Never a scan of
+    /// every entry: at most one slot list per occupied slot of one span.
     pub(crate) fn next_deadline(&self) -> Option<u64> {
         if self.len == 0 {
             return None;
@@ -160,14 +174,7 @@ impl<T: Copy> Wheel<T> {
             }
             tick = t + 1;
         }
-        // Everything is at least a round away: only a full scan can tell.
-        let mut earliest = u64::MAX;
-        let mut tick = self.now;
-        while let Some(t) = self.next_occupied(tick, end) {
-            earliest = self.slot_deadlines(t).fold(earliest, u64::min);
-            tick = t + 1;
-        }
-        Some(earliest)
+        Some(end)
     }
 
     /// Removes every entry, passing them to `f`.
@@ -190,6 +197,9 @@ impl<T: Copy> Wheel<T> {
 
     /// First tick in `[from, end)` whose slot is non-empty; `end - from <= SLOTS`.
     fn next_occupied(&self, from: u64, end: u64) -> Option<u64> {
+        if self.occupied.is_empty() {
+            return None;
+        }
         let mut t = from;
         while t < end {
             let slot = t & MASK;
@@ -298,10 +308,14 @@ mod tests {
         let mut w = Wheel::new();
         let far = 5 * SLOTS + 3;
         w.insert(far, 1).unwrap();
-        assert_eq!(w.next_deadline(), Some(far));
-        for upto in (0..far).step_by(1000) {
-            assert!(expire(&mut w, upto).is_empty(), "fired early at {upto}");
+        // Rounds away: a wake-up at the span's end, never later than the deadline.
+        assert_eq!(w.next_deadline(), Some(SLOTS));
+        let mut wakeups = 0;
+        while let Some(at) = w.next_deadline().filter(|&at| at < far) {
+            assert!(expire(&mut w, at).is_empty(), "fired early at {at}");
+            wakeups += 1;
         }
+        assert_eq!(wakeups, 4, "a wake-up per span until the deadline is within one");
         assert!(expire(&mut w, far - 1).is_empty());
         assert_eq!(w.next_deadline(), Some(far));
         assert_eq!(expire(&mut w, far), vec![1]);
@@ -329,6 +343,17 @@ mod tests {
         assert_eq!(w.remove(a), 1);
         assert_eq!(w.remove(c), 3);
         assert_eq!(expire(&mut w, 4), vec![4]);
+    }
+
+    #[test]
+    fn unused_wheel_allocates_nothing() {
+        let mut w: Wheel<u32> = Wheel::new();
+        assert_eq!(w.heap_bytes(), 0);
+        assert!(expire(&mut w, 1_000).is_empty());
+        assert_eq!(w.next_deadline(), None);
+        w.drain(|_| unreachable!());
+        w.insert(1_001, 1).unwrap();
+        assert!(w.heap_bytes() > 0);
     }
 
     #[test]

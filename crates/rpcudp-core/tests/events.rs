@@ -83,3 +83,26 @@ fn truncated_or_foreign_logs_stop_iteration() {
     assert_eq!(EventBuf::iter(&[9, 0, 0]).count(), 0);
     assert_eq!(EventBuf::iter(&[0; 22]).count(), 0); // address family 0
 }
+
+#[test]
+fn runs_split_at_record_boundaries_within_the_limit() {
+    let mut buf = EventBuf::default();
+    let big = vec![0xc4; 100];
+    for t in 0..10 {
+        buf.push_response(t, &big); // 113 bytes each
+    }
+    buf.push_timeout(99);
+    buf.push_socket_error(-9);
+    let bytes = buf.take();
+    let runs: Vec<&[u8]> = EventBuf::runs(&bytes, 250).collect();
+    assert!(runs.iter().all(|r| r.len() <= 250));
+    assert_eq!(runs.iter().map(|r| r.len()).sum::<usize>(), bytes.len());
+    let rejoined: Vec<Event> = runs.iter().flat_map(|r| EventBuf::iter(r)).collect();
+    assert_eq!(rejoined, EventBuf::iter(&bytes).collect::<Vec<_>>());
+    assert_eq!(rejoined.len(), 12);
+    assert_eq!(rejoined[11], Event::SocketError { errno: -9 });
+    // A record larger than the limit is a run of its own.
+    let runs: Vec<&[u8]> = EventBuf::runs(&bytes, 50).collect();
+    assert_eq!(runs[0].len(), 113);
+    assert_eq!(runs.iter().map(|r| r.len()).sum::<usize>(), bytes.len());
+}

@@ -1,13 +1,20 @@
-//! napi-rs binding of rpcudp-core: translation only. Events reach JavaScript
-//! a whole batch per call: through one weak threadsafe function from the
-//! runtime thread (`io: "thread"`), or straight from libuv's poll on the
-//! JavaScript thread (`io: "loop"`, see uv_poll.rs), where only timeouts come
-//! through the threadsafe function. Requests and replies are queued on the
-//! JavaScript thread and leave with one sendmmsg per `flush()`.
+//! napi-rs binding of rpcudp-core: translation only. Events reach JavaScript a
+//! whole batch per call: from libuv's poll on the JavaScript thread
+//! (`io: "loop"`, see loop_io.rs), or through a threadsafe function from the
+//! runtime thread (`io: "thread"`, see deliver.rs), which on the loop carries
+//! only timeouts. Requests and replies are queued on the JavaScript thread and
+//! leave with one sendmmsg per `flush()`.
+//!
+//! No entry point lets a panic unwind into the host (`catch_unwind` on every
+//! method, `no_unwind` in raw callbacks), and every error reaches JavaScript
+//! with a `code` from `errorCodes()`.
 #![deny(clippy::all)]
 
+mod deliver;
+mod env_sockets;
+mod errors;
 #[cfg(unix)]
-mod uv_poll;
+mod loop_io;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -15,24 +22,29 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use napi::bindgen_prelude::*;
-use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::JsValue;
 use napi_derive::napi;
 use rpcudp_core::endpoint::Config;
 use rpcudp_core::limits::RateConfig;
-use rpcudp_core::socket::{EventQueue, Socket, SocketOptions, Wake};
+use rpcudp_core::socket::Socket;
 use rpcudp_core::stats::DropReason;
 use rpcudp_core::wire::{MsgId, ID_LEN};
+use rpcudp_core::{Error as CoreError, SocketOptions};
 
-/// Weak (never keeps the process alive by itself); `ref()` makes it strong while listening.
-type Deliver = ThreadsafeFunction<(), (), Buffer, Status, false, true>;
+use crate::deliver::{Deliver, JsWaker};
+use crate::errors::{invalid, throw};
 
-struct JsWaker(Arc<Deliver>);
+/// The drop reasons, camelCase, in the order of the `reason` byte of a
+/// `dropped` event (and the keys of `stats().dropped`).
+#[napi]
+pub fn drop_reasons() -> Vec<String> {
+    DropReason::ALL.iter().map(|r| r.js_name()).collect()
+}
 
-impl Wake for JsWaker {
-    fn wake(&self) {
-        self.0.call((), ThreadsafeFunctionCallMode::NonBlocking);
-    }
+/// Every `code` an error thrown by this binding can carry.
+#[napi]
+pub fn error_codes() -> Vec<String> {
+    CoreError::CODES.iter().map(|c| c.to_string()).collect()
 }
 
 #[napi(object)]
@@ -66,7 +78,7 @@ pub struct NativeStats {
     pub errors_received: f64,
     pub timeouts: f64,
     pub outstanding: f64,
-    /// Keyed by the camelCase drop reason.
+    /// Keyed by the names `dropReasons()` lists.
     pub dropped: HashMap<String, f64>,
     pub recv_buffer_size: f64,
     pub send_buffer_size: f64,
@@ -76,101 +88,98 @@ pub struct NativeStats {
     pub sources_tracked: f64,
 }
 
+/// A bound socket, as this JavaScript object sees it; `id` names it in the
+/// environment's registry (and the loop's receivers), which close it on teardown.
+struct Bound {
+    id: u64,
+    socket: Arc<Socket>,
+    deliver: Arc<Deliver>,
+    on_loop: bool,
+}
+
 #[napi]
+#[derive(Default)]
 pub struct NativeSocket {
-    socket: Option<Arc<Socket>>,
-    deliver: Option<Arc<Deliver>>,
-    #[cfg(unix)]
-    receiver: Option<uv_poll::LoopReceiver>,
+    bound: Option<Bound>,
     referenced: bool,
 }
 
-fn to_napi(e: rpcudp_core::Error) -> Error {
-    Error::new(Status::GenericFailure, format!("{}: {}", e.code(), e))
-}
+// Ports and lengths arrive as f64: napi's u32 conversion would wrap 2^40 to 0.
 
-fn addr(host: &str, port: u32) -> Result<SocketAddr> {
-    let ip: IpAddr = host.parse().map_err(|_| {
-        Error::new(
-            Status::InvalidArg,
-            format!("ERR_INVALID_ADDRESS: {host:?} is not an IP address"),
-        )
-    })?;
-    let port =
-        u16::try_from(port).map_err(|_| Error::new(Status::InvalidArg, format!("ERR_INVALID_ADDRESS: port {port}")))?;
-    Ok(SocketAddr::new(ip, port))
+fn addr(host: &str, port: f64) -> std::result::Result<SocketAddr, CoreError> {
+    let ip: IpAddr = host
+        .parse()
+        .map_err(|_| CoreError::InvalidAddress(format!("{host:?} is not an IP address")))?;
+    if !(0.0..=65535.0).contains(&port) || port.fract() != 0.0 {
+        return Err(CoreError::InvalidAddress(format!("port {port}")));
+    }
+    Ok(SocketAddr::new(ip, port as u16))
 }
 
 /// The first `len` bytes of a reusable JavaScript encode buffer.
-fn prefix(body: &[u8], len: u32) -> Result<&[u8]> {
-    body.get(..len as usize)
-        .ok_or_else(|| Error::new(Status::InvalidArg, "len is past the end of the body"))
+fn prefix(body: &[u8], len: f64) -> std::result::Result<&[u8], CoreError> {
+    (len >= 0.0 && len.fract() == 0.0 && len <= body.len() as f64)
+        .then(|| &body[..len as usize])
+        .ok_or_else(|| invalid(format!("len {len} is not within the body")))
 }
 
-fn msg_id(id: &[u8]) -> Result<MsgId> {
+fn msg_id(id: &[u8]) -> std::result::Result<MsgId, CoreError> {
     id.try_into()
-        .map_err(|_| Error::new(Status::InvalidArg, format!("message id must be {ID_LEN} bytes")))
+        .map_err(|_| invalid(format!("message id must be {ID_LEN} bytes")))
 }
 
-fn camel(snake: &str) -> String {
-    let mut out = String::with_capacity(snake.len());
-    let mut upper = false;
-    for c in snake.chars() {
-        if c == '_' {
-            upper = true;
-        } else if upper {
-            out.extend(c.to_uppercase());
-            upper = false;
-        } else {
-            out.push(c);
-        }
+/// Any number of milliseconds JavaScript can pass: negative waits nothing,
+/// NaN and durations past `Duration::MAX` are errors (TypeScript validates
+/// first; this only keeps the process up whatever arrives).
+fn timeout(ms: f64) -> std::result::Result<Duration, CoreError> {
+    if ms.is_nan() {
+        return Err(invalid("timeout NaN ms"));
     }
-    out
-}
-
-impl Default for NativeSocket {
-    fn default() -> Self {
-        Self::new()
-    }
+    Duration::try_from_secs_f64(ms.max(0.0) / 1000.0).map_err(|_| invalid(format!("timeout {ms} ms")))
 }
 
 #[napi]
 impl NativeSocket {
-    #[napi(constructor)]
+    #[napi(constructor, catch_unwind)]
     pub fn new() -> Self {
-        NativeSocket {
-            socket: None,
-            deliver: None,
-            #[cfg(unix)]
-            receiver: None,
-            referenced: false,
-        }
+        NativeSocket::default()
     }
 
     /// Binds and starts receiving; `onEvents(batch, length)` gets every batch of events (format in
     /// docs/DESIGN.md) in its first `length` bytes (all of it when `length` is absent). The buffer
     /// may be reused for the next batch: read it before returning.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn bind(
         &mut self,
         env: Env,
         host: String,
-        port: u32,
+        port: f64,
         options: BindOptions,
         #[napi(ts_arg_type = "(batch: Buffer, length?: number) => void")] on_events: Function<Buffer, ()>,
     ) -> Result<BoundAddress> {
-        if self.socket.is_some() {
-            return Err(Error::new(Status::GenericFailure, "ERR_IO: already bound"));
+        self.bind_inner(&env, host, port, options, on_events).map_err(|e| throw(&env, e))
+    }
+
+    fn bind_inner(
+        &mut self,
+        env: &Env,
+        host: String,
+        port: f64,
+        options: BindOptions,
+        on_events: Function<Buffer, ()>,
+    ) -> std::result::Result<BoundAddress, CoreError> {
+        if self.bound.is_some() {
+            return Err(CoreError::Io(std::io::Error::other("already bound")));
         }
+        let on_loop = match options.io.as_str() {
+            "loop" if cfg!(unix) => true,
+            "loop" | "thread" => false,
+            other => return Err(invalid(format!("io must be \"loop\" or \"thread\", got {other:?}"))),
+        };
+        let address = addr(&host, port)?;
         let on_events_raw = on_events.value().value;
-        let queue: Arc<OnceLock<Arc<EventQueue>>> = Arc::new(OnceLock::new());
-        let source = queue.clone();
-        let deliver: Deliver = on_events
-            .build_threadsafe_function::<()>()
-            .weak::<true>()
-            .callee_handled::<false>()
-            .build_callback(move |_ctx| Ok(Buffer::from(source.get().map(|q| q.take()).unwrap_or_default())))?;
-        let deliver = Arc::new(deliver);
+        let source = Arc::new(OnceLock::new());
+        let deliver = deliver::build(on_events, source.clone()).map_err(|e| invalid(e.reason))?;
         let opts = SocketOptions {
             endpoint: Config {
                 max_body: options.max_body as usize,
@@ -189,89 +198,86 @@ impl NativeSocket {
             recv_buffer: options.recv_buffer as usize,
             send_buffer: options.send_buffer as usize,
         };
-        let address = addr(&host, port)?;
         let waker = JsWaker(deliver.clone());
-        let on_loop = match options.io.as_str() {
-            "loop" => cfg!(unix),
-            "thread" => false,
-            other => {
-                return Err(Error::new(
-                    Status::InvalidArg,
-                    format!("io must be \"loop\" or \"thread\", got {other:?}"),
-                ))
+        let socket = Arc::new(if on_loop {
+            Socket::bind_external(address, opts, waker)?
+        } else {
+            Socket::bind(address, opts, waker)?
+        });
+        deliver::connect(&source, &socket);
+        // SAFETY: on the JavaScript thread of `env`.
+        let id = match unsafe { env_sockets::register(env.raw(), socket.clone()) } {
+            Ok(id) => id,
+            Err(e) => {
+                socket.close();
+                return Err(e);
             }
         };
-        let socket = Arc::new(
-            if on_loop {
-                Socket::bind_external(address, opts, waker)
-            } else {
-                Socket::bind(address, opts, waker)
-            }
-            .map_err(to_napi)?,
-        );
-        let _ = queue.set(socket.events());
         #[cfg(unix)]
         if on_loop {
             // SAFETY: on the JavaScript thread, with a function value of this env.
-            self.receiver = Some(unsafe { uv_poll::LoopReceiver::start(env.raw(), on_events_raw, socket.clone())? });
+            if let Err(e) = unsafe { loop_io::start(env.raw(), id, on_events_raw, socket.clone()) } {
+                env_sockets::take(id).map(env_sockets::close);
+                return Err(e);
+            }
         }
         let local = socket.local_addr();
-        self.socket = Some(socket);
-        self.deliver = Some(deliver);
-        self.set_referenced(&env, true)?;
+        self.bound = Some(Bound {
+            id,
+            socket,
+            deliver,
+            on_loop,
+        });
+        self.set_referenced(env, true)?;
         Ok(BoundAddress {
             host: local.ip().to_canonical().to_string(),
             port: local.port() as u32,
         })
     }
 
-    fn socket(&self) -> Result<&Socket> {
-        self.socket
-            .as_deref()
-            .ok_or_else(|| Error::new(Status::GenericFailure, "ERR_CLOSED: not bound"))
+    fn socket(&self) -> std::result::Result<&Socket, CoreError> {
+        self.bound.as_ref().map(|b| &*b.socket).ok_or(CoreError::Closed)
     }
 
     /// Queues a call; it leaves with the next `flush()` (one sendmmsg for everything queued).
-    #[napi]
-    pub fn call(&self, host: String, port: u32, body: &[u8], len: u32, timeout_ms: f64, token: u32) -> Result<()> {
-        let timeout = Duration::from_secs_f64(timeout_ms.max(0.0) / 1000.0);
-        self.socket()?
-            .queue_call(addr(&host, port)?, prefix(body, len)?, timeout, token as u64)
-            .map_err(to_napi)
+    #[napi(catch_unwind)]
+    pub fn call(&self, env: Env, host: String, port: f64, body: &[u8], len: f64, timeout_ms: f64, token: u32) -> Result<()> {
+        (|| {
+            self.socket()?
+                .queue_call(addr(&host, port)?, prefix(body, len)?, timeout(timeout_ms)?, token as u64)
+        })()
+        .map_err(|e| throw(&env, e))
     }
 
-    #[napi]
-    pub fn reply(&self, id: &[u8], host: String, port: u32, body: &[u8], len: u32) -> Result<()> {
-        self.socket()?
-            .queue_reply(&msg_id(id)?, addr(&host, port)?, prefix(body, len)?)
-            .map_err(to_napi)
+    #[napi(catch_unwind)]
+    pub fn reply(&self, env: Env, id: &[u8], host: String, port: f64, body: &[u8], len: f64) -> Result<()> {
+        (|| self.socket()?.queue_reply(&msg_id(id)?, addr(&host, port)?, prefix(body, len)?))()
+            .map_err(|e| throw(&env, e))
     }
 
-    #[napi]
-    pub fn reply_error(&self, id: &[u8], host: String, port: u32, code: String, message: String) -> Result<()> {
-        self.socket()?
-            .queue_error(&msg_id(id)?, addr(&host, port)?, &code, &message)
-            .map_err(to_napi)
+    #[napi(catch_unwind)]
+    pub fn reply_error(&self, env: Env, id: &[u8], host: String, port: f64, code: String, message: String) -> Result<()> {
+        (|| self.socket()?.queue_error(&msg_id(id)?, addr(&host, port)?, &code, &message))()
+            .map_err(|e| throw(&env, e))
     }
 
     /// Forgets the outstanding call `token` (aborted by its caller); false if it was not outstanding.
-    #[napi]
-    pub fn cancel(&self, token: u32) -> Result<bool> {
-        Ok(self.socket()?.cancel(token as u64))
+    #[napi(catch_unwind)]
+    pub fn cancel(&self, env: Env, token: u32) -> Result<bool> {
+        self.socket().map(|s| s.cancel(token as u64)).map_err(|e| throw(&env, e))
     }
 
-    #[napi]
-    pub fn flush(&self) -> Result<()> {
-        self.socket()?.flush();
-        Ok(())
+    #[napi(catch_unwind)]
+    pub fn flush(&self, env: Env) -> Result<()> {
+        self.socket().map(Socket::flush).map_err(|e| throw(&env, e))
     }
 
-    #[napi]
-    pub fn stats(&self) -> Result<NativeStats> {
-        let s = self.socket()?.stats();
+    #[napi(catch_unwind)]
+    pub fn stats(&self, env: Env) -> Result<NativeStats> {
+        let s = self.socket().map_err(|e| throw(&env, e))?.stats();
         let dropped = DropReason::ALL
             .iter()
-            .map(|r| (camel(r.as_str()), s.stats.dropped(*r) as f64))
+            .map(|r| (r.js_name(), s.stats.dropped(*r) as f64))
             .collect();
         Ok(NativeStats {
             requests_sent: s.stats.requests_sent as f64,
@@ -291,18 +297,18 @@ impl NativeSocket {
     }
 
     /// Like dgram's `ref()`: a referenced socket keeps the event loop alive.
-    #[napi(js_name = "ref")]
+    #[napi(js_name = "ref", catch_unwind)]
     pub fn refer(&mut self, env: Env) -> Result<()> {
-        self.set_referenced(&env, true)
+        self.set_referenced(&env, true).map_err(|e| throw(&env, e))
     }
 
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn unref(&mut self, env: Env) -> Result<()> {
-        self.set_referenced(&env, false)
+        self.set_referenced(&env, false).map_err(|e| throw(&env, e))
     }
 
-    fn set_referenced(&mut self, env: &Env, on: bool) -> Result<()> {
-        let Some(deliver) = &self.deliver else { return Ok(()) };
+    fn set_referenced(&mut self, env: &Env, on: bool) -> std::result::Result<(), CoreError> {
+        let Some(bound) = &self.bound else { return Ok(()) };
         if self.referenced == on {
             return Ok(());
         }
@@ -310,54 +316,47 @@ impl NativeSocket {
         // On the loop, the poll handle is what keeps the process alive; the
         // threadsafe function (timeouts only) stays weak.
         #[cfg(unix)]
-        if let Some(receiver) = &self.receiver {
-            receiver.set_referenced(on);
+        if bound.on_loop {
+            loop_io::set_referenced(bound.id, on);
             return Ok(());
         }
         // The function is shared with the driver's waker, so napi-rs's `&mut` refer/unref
         // cannot be used; these calls only touch the loop's refcount and are safe on the JS thread.
+        // SAFETY: a live threadsafe function of this env, on its JavaScript thread.
         let status = unsafe {
             if on {
-                napi::sys::napi_ref_threadsafe_function(env.raw(), deliver.raw())
+                napi::sys::napi_ref_threadsafe_function(env.raw(), bound.deliver.raw())
             } else {
-                napi::sys::napi_unref_threadsafe_function(env.raw(), deliver.raw())
+                napi::sys::napi_unref_threadsafe_function(env.raw(), bound.deliver.raw())
             }
         };
-        if status != napi::sys::Status::napi_ok {
-            return Err(Error::new(
-                Status::GenericFailure,
-                format!("ERR_IO: (un)ref failed with status {status}"),
-            ));
-        }
+        errors::napi_ok(status, "napi_(un)ref_threadsafe_function")
+    }
+
+    /// Stops the socket and lets go of everything it holds: the poll handle,
+    /// the callback and (once the driver has stopped) the threadsafe function,
+    /// so nothing of it keeps the process or the JavaScript callback alive.
+    #[napi(catch_unwind)]
+    pub fn close(&mut self, env: Env) -> Result<()> {
+        self.set_referenced(&env, false).map_err(|e| throw(&env, e))?;
+        self.release();
         Ok(())
     }
 
-    /// Stops the socket. Its threadsafe function is released, so nothing of it keeps the process alive.
-    #[napi]
-    pub fn close(&mut self, env: Env) -> Result<()> {
-        self.set_referenced(&env, false)?;
+    fn release(&mut self) {
+        let Some(bound) = self.bound.take() else { return };
         #[cfg(unix)]
-        if let Some(receiver) = self.receiver.take() {
-            receiver.close();
+        if bound.on_loop {
+            loop_io::stop(bound.id);
         }
-        if let Some(socket) = self.socket.take() {
-            socket.flush();
-            socket.close();
-        }
-        self.deliver = None;
-        Ok(())
+        // Not in the registry: torn down with its environment already.
+        env_sockets::close(env_sockets::take(bound.id).unwrap_or(bound.socket));
     }
 }
 
 impl Drop for NativeSocket {
     /// Collected without close(): stop polling so libuv never calls into freed state.
     fn drop(&mut self) {
-        #[cfg(unix)]
-        if let Some(receiver) = self.receiver.take() {
-            receiver.close();
-        }
-        if let Some(socket) = self.socket.take() {
-            socket.close();
-        }
+        self.release();
     }
 }
