@@ -64,6 +64,9 @@ export declare function dropReasons(): Array<string>
 /** Every `code` an error thrown by this binding can carry. */
 export declare function errorCodes(): Array<string>
 
+/** The name of the interface with this index (a sender's IPv6 scope id in an event batch), or the number. */
+export declare function interfaceName(index: number): string
+
 export interface NativeStats {
   requestsSent: number
   requestsReceived: number

@@ -178,7 +178,7 @@ for (const backend of BACKENDS) {
     const server = await serve(t, ['--backend', backend])
     const r = await run(['call', server.address, 'nosuchmethod', '1', '--backend', backend, ...SLOW_OK])
     t.is(r.code, EXIT.remoteError)
-    t.deepEqual(JSON.parse(r.stdout), [false, null, { code: 'unknownMethod', message: 'no method "nosuchmethod"' }])
+    t.deepEqual(JSON.parse(r.stdout), [false, null, { code: 'unknownMethod', message: 'no method "nosuchmethod"', remoteCode: 'unknown_method' }])
     t.regex(r.stderr, /^rpcudp: nosuchmethod on 127\.0\.0\.1:\d+ failed: unknownMethod: .*\n$/)
   })
 

@@ -1,4 +1,5 @@
-import { isIP } from 'node:net'
+import { isIPv6 } from 'node:net'
+import { CallHosts, bindHost } from './address'
 import { Encoder } from './codec'
 import {
   RPCArgumentError,
@@ -11,6 +12,7 @@ import {
   notListening,
 } from './errors'
 import { createTransport, type BackendChoice } from './loader'
+import { MAX_CONCURRENCY, MAX_SOCKET_BUFFER, boolean, describe, oneOf, port as checkPort, positive, timeoutMs } from './validate'
 import { RateLimitedLog } from './log'
 import { sourceKey } from './source-key'
 import type { Address, BackendName, RateConfig, Transport, TransportSink, WireDropReason, WireStats } from './transport'
@@ -33,29 +35,35 @@ export type FailureCode =
 export interface CallFailure {
   readonly code: FailureCode
   readonly message: string
+  /** For an error reply: the code the peer sent, as received (`code` is 'remoteError' when this version does not know it). */
+  readonly remoteCode?: string
 }
 
 /** `[true, result]` when the peer answered, `[false, null, failure]` otherwise; never rejects for a network outcome. */
 export type CallResult<T = unknown> = [ok: true, result: T] | [ok: false, result: null, failure: CallFailure]
 
+/**
+ * Every option is checked in the constructor, the same way for both backends:
+ * a value of the wrong type or out of its range throws RPCArgumentError.
+ */
 export interface RPCProtocolOptions {
-  /** Seconds to wait for an answer (Python's wait_timeout). Default 5. */
+  /** Seconds to wait for an answer (Python's wait_timeout): a number > 0 and <= 2147483.647 (setTimeout's 2^31 − 1 ms). Default 5. */
   waitTimeout?: number
   /** 'auto' (default): native when the binary loads, else pure. RPCUDP_BACKEND=native|pure overrides 'auto'. */
   backend?: BackendChoice
-  /** Largest msgpack body sent, request or reply. Default 8192, Python's limit. */
+  /** Largest msgpack body sent, request or reply: an integer 1..65486 (a UDP datagram less the header). Default 8192, Python's limit. */
   maxBodySize?: number
-  /** Calls waiting for an answer at once; beyond it a call rejects with RPCOverloadedError. Default 262144. */
+  /** Calls waiting for an answer at once, an integer 1..2^24; beyond it a call rejects with RPCOverloadedError. Default 262144. */
   maxOutstanding?: number
-  /** Async handlers running at once; beyond it requests are dropped (counted as handlersBusy). Default 4096. */
+  /** Async handlers running at once, an integer 1..2^24; beyond it requests are dropped (counted as handlersBusy). Default 4096. */
   maxHandlers?: number
-  /** Answer a failed request with an error reply that Python peers ignore. Default true. */
+  /** Answer a failed request with an error reply that Python peers ignore. A boolean; default true. */
   errorReplies?: boolean
-  /** Put the handler's error message in error replies (it may reveal internals to peers). Default false. */
+  /** Put the handler's error message in error replies (it may reveal internals to peers). A boolean; default false. */
   exposeErrors?: boolean
-  /** Accept an answer only from the address the call went to. Default true; turn off for multihomed peers. */
+  /** Accept an answer only from the address the call went to (zones aside). A boolean; default true; turn off for multihomed peers. */
   checkSender?: boolean
-  /** Socket buffer sizes requested (best effort; stats() reports what the kernel granted). Default 4 MiB. */
+  /** Socket buffer sizes requested, integers 1..2^31 − 1 (best effort; stats() reports what the kernel granted). Default 4 MiB. */
   recvBufferSize?: number
   sendBufferSize?: number
   /**
@@ -110,7 +118,7 @@ export type CallProxy<Remote> = {
 } & { [name: string]: (address: Address, ...args: any[]) => Promise<CallResult<any>> }
 
 export interface CallOptions {
-  /** Seconds; overrides waitTimeout for this call. */
+  /** Seconds, > 0 and <= 2147483.647 like waitTimeout; overrides waitTimeout for this call. */
   timeout?: number
   /**
    * Aborting settles the call at once as `[false, null, {code: 'aborted'}]`; a
@@ -150,21 +158,17 @@ const FAILURE_BY_WIRE_CODE: Record<string, FailureCode> = {
   handler_timeout: 'handlerTimeout',
 }
 
-/** setTimeout's largest delay; a longer one fires at once. */
-const MAX_TIMER_MS = 2 ** 31 - 1
-
-function positive(name: string, v: number | undefined, dflt: number, integer = true): number {
-  if (v === undefined) return dflt
-  if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v) || (integer && !Number.isInteger(v)))
-    throw new RPCArgumentError(`${name} must be a positive ${integer ? 'integer' : 'number'}, got ${String(v)}`)
-  return v
+/** A peer's error-reply code as a FailureCode: own keys only, so `constructor` or `__proto__` is just unknown. */
+function failureCode(wireCode: string): FailureCode {
+  return Object.hasOwn(FAILURE_BY_WIRE_CODE, wireCode) ? FAILURE_BY_WIRE_CODE[wireCode] : 'remoteError'
 }
 
-function seconds(name: string, v: number | undefined): number | null {
-  if (v === undefined) return null
-  const ms = positive(name, v, 0, false) * 1000
-  if (ms > MAX_TIMER_MS) throw new RPCArgumentError(`${name} must be at most ${MAX_TIMER_MS / 1000} seconds, got ${v}`)
-  return ms
+/** Largest perSource.maxSources: the core links its table with u32 indices. */
+const MAX_SOURCES = 2 ** 32 - 2
+
+/** Seconds as milliseconds for an optional deadline (handlerTimeout, drain): null when absent. */
+function optionalTimeoutMs(name: string, v: unknown): number | null {
+  return v === undefined ? null : timeoutMs(name, v, 0)
 }
 
 interface PerSourceLimits {
@@ -174,16 +178,15 @@ interface PerSourceLimits {
 
 function perSourceLimits(o: PerSourceOptions | undefined): PerSourceLimits | null {
   if (o === undefined) return null
-  if (o === null || typeof o !== 'object') throw new RPCArgumentError(`perSource must be an object, got ${String(o)}`)
-  const maxSources = positive('perSource.maxSources', o.maxSources, 65536)
-  if (maxSources > 2 ** 32 - 2) throw new RPCArgumentError(`perSource.maxSources must be at most ${2 ** 32 - 2}, got ${maxSources}`)
-  const maxHandlers = positive('perSource.maxHandlers', o.maxHandlers, Infinity)
+  if (o === null || typeof o !== 'object') throw new RPCArgumentError(`perSource must be an object, got ${describe(o)}`)
+  const maxSources = positive('perSource.maxSources', o.maxSources, 65536, MAX_SOURCES, true)
+  const maxHandlers = positive('perSource.maxHandlers', o.maxHandlers, Infinity, MAX_CONCURRENCY, true)
   if (o.requestsPerSecond === undefined) {
     if (o.burst !== undefined) throw new RPCArgumentError('perSource.burst needs perSource.requestsPerSecond')
     return { rate: null, maxHandlers }
   }
-  const requestsPerSecond = positive('perSource.requestsPerSecond', o.requestsPerSecond, 0, false)
-  const burst = positive('perSource.burst', o.burst, Math.max(1, 2 * requestsPerSecond), false)
+  const requestsPerSecond = positive('perSource.requestsPerSecond', o.requestsPerSecond, 0, Number.MAX_VALUE, false)
+  const burst = positive('perSource.burst', o.burst, Math.max(1, 2 * requestsPerSecond), Number.MAX_VALUE, false)
   if (burst < 1) throw new RPCArgumentError(`perSource.burst must be at least 1 (one request), got ${burst}`)
   return { rate: { requestsPerSecond, burst, maxSources }, maxHandlers }
 }
@@ -193,27 +196,14 @@ function aborted(signal: AbortSignal): CallResult<never> {
   return [false, null, Object.freeze({ code: 'aborted' as const, message: `the call was aborted${reason}` })]
 }
 
-function nativeIo(choice: string | undefined): 'loop' | 'thread' {
-  const v = choice ?? (process.env.RPCUDP_NATIVE_IO || 'loop')
-  if (v !== 'loop' && v !== 'thread') throw new RPCArgumentError(`nativeIo must be 'loop' or 'thread', got ${JSON.stringify(v)}`)
-  return v
+function nativeIo(choice: unknown): 'loop' | 'thread' {
+  return oneOf('nativeIo', choice ?? (process.env.RPCUDP_NATIVE_IO || 'loop'), ['loop', 'thread'])
 }
 
-function normaliseHost(host: string): string {
-  if (host === 'localhost') return '127.0.0.1'
-  if (isIP(host) === 0) throw new RPCArgumentError(`host must be an IP address literal, got ${JSON.stringify(host)}`)
-  return host
-}
-
-function checkAddress(address: Address): void {
-  if (
-    !Array.isArray(address) ||
-    typeof address[0] !== 'string' ||
-    !Number.isInteger(address[1]) ||
-    address[1] < 1 ||
-    address[1] > 65535
-  )
-    throw new RPCArgumentError(`address must be [host, port], got ${JSON.stringify(address)}`)
+function checkAddress(address: unknown): asserts address is [unknown, number] {
+  if (!Array.isArray(address) || address.length < 2)
+    throw new RPCArgumentError(`address must be [host, port], got ${describe(address)}`)
+  checkPort(address[1], false)
 }
 
 /**
@@ -249,27 +239,30 @@ export class RPCProtocol<Remote extends object = {}> {
   private readonly pending = new Map<number, Resolve>()
   private readonly log = new RateLimitedLog()
   private state: 'new' | 'binding' | 'listening' | 'draining' | 'closed' = 'new'
+  /** Call hosts as the transport takes them; set by listen() (the socket's family decides where '' leads). */
+  private hosts: CallHosts | null = null
   private token = 0
   private counters = { handlersRunning: 0, handlerErrors: 0, unknownMethods: 0, replyTooLarge: 0, replyUnencodable: 0, handlerTimeouts: 0, handlersBusy: 0, closing: 0 }
 
   constructor(options: RPCProtocolOptions = {}) {
-    this.waitTimeoutMs = positive('waitTimeout', options.waitTimeout, 5, false) * 1000
-    const maxBodySize = positive('maxBodySize', options.maxBodySize, 8192)
-    if (maxBodySize > 65507 - 21) throw new RPCArgumentError('maxBodySize must leave room for the 21-byte header in a UDP datagram (<= 65486)')
-    this.maxOutstanding = positive('maxOutstanding', options.maxOutstanding, 262144)
-    this.maxHandlers = positive('maxHandlers', options.maxHandlers, 4096)
-    this.handlerTimeoutMs = seconds('handlerTimeout', options.handlerTimeout)
+    if (options === null || typeof options !== 'object') throw new RPCArgumentError(`options must be an object, got ${describe(options)}`)
+    this.waitTimeoutMs = timeoutMs('waitTimeout', options.waitTimeout, 5)
+    // A datagram's payload is at most 65507 bytes, 21 of them the header.
+    const maxBodySize = positive('maxBodySize', options.maxBodySize, 8192, 65507 - 21, true)
+    this.maxOutstanding = positive('maxOutstanding', options.maxOutstanding, 262144, MAX_CONCURRENCY, true)
+    this.maxHandlers = positive('maxHandlers', options.maxHandlers, 4096, MAX_CONCURRENCY, true)
+    this.handlerTimeoutMs = optionalTimeoutMs('handlerTimeout', options.handlerTimeout)
     const perSource = perSourceLimits(options.perSource)
     this.perSourceMaxHandlers = perSource?.maxHandlers ?? Infinity
-    this.errorReplies = options.errorReplies ?? true
-    this.exposeErrors = options.exposeErrors ?? false
+    this.errorReplies = boolean('errorReplies', options.errorReplies, true)
+    this.exposeErrors = boolean('exposeErrors', options.exposeErrors, false)
     this.encoder = new Encoder(maxBodySize)
     this.transport = createTransport(options.backend ?? 'auto', {
       maxBodySize,
       maxOutstanding: this.maxOutstanding,
-      checkSender: options.checkSender ?? true,
-      recvBufferSize: positive('recvBufferSize', options.recvBufferSize, 4 << 20),
-      sendBufferSize: positive('sendBufferSize', options.sendBufferSize, 4 << 20),
+      checkSender: boolean('checkSender', options.checkSender, true),
+      recvBufferSize: positive('recvBufferSize', options.recvBufferSize, 4 << 20, MAX_SOCKET_BUFFER, true),
+      sendBufferSize: positive('sendBufferSize', options.sendBufferSize, 4 << 20, MAX_SOCKET_BUFFER, true),
       nativeIo: nativeIo(options.nativeIo),
       perSource: perSource?.rate ?? null,
     })
@@ -281,15 +274,20 @@ export class RPCProtocol<Remote extends object = {}> {
     return this.transport.backend
   }
 
-  /** Binds the UDP socket; port 0 picks a free one. Resolves to the bound [host, port]. */
-  async listen(port = 0, host = '0.0.0.0'): Promise<Address> {
+  /**
+   * Binds the UDP socket; port 0 picks a free one. `host` is an IP literal
+   * (IPv6 with a zone, `fe80::1%eth0`, for link-local), `localhost`
+   * (127.0.0.1) or '' (every IPv4 interface). Resolves to the bound [host, port].
+   */
+  async listen(port: number = 0, host: string = '0.0.0.0'): Promise<Address> {
     if (this.state === 'closed' || this.state === 'draining') throw closedError()
     if (this.state !== 'new') throw new RPCArgumentError('listen() was already called')
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RPCArgumentError(`port must be 0..65535, got ${port}`)
-    const h = normaliseHost(host)
+    checkPort(port, true)
+    const h = bindHost(host)
     this.state = 'binding'
     try {
       const bound = await this.transport.bind(port, h, this.sink)
+      this.hosts = new CallHosts(isIPv6(h))
       // close() may have run while the bind was in flight
       if ((this.state as string) === 'closed') throw closedError()
       this.state = 'listening'
@@ -367,7 +365,7 @@ export class RPCProtocol<Remote extends object = {}> {
     if (this.closing !== null) return this.closing
     if (this.state === 'closed') return Promise.resolve()
     if (options === null || typeof options !== 'object') throw new RPCArgumentError('close() takes { drain?: seconds }')
-    const drainMs = options.drain === 0 ? null : seconds('drain', options.drain)
+    const drainMs = options.drain === 0 ? null : optionalTimeoutMs('drain', options.drain)
     if (drainMs === null || this.state !== 'listening') {
       this.shutdown()
       return Promise.resolve()
@@ -421,19 +419,22 @@ export class RPCProtocol<Remote extends object = {}> {
   private startCall(address: Address, name: string, args: readonly unknown[], options?: CallOptions): Promise<CallResult<any>> {
     if (this.state !== 'listening') throw this.state === 'closed' ? closedError() : notListening()
     checkAddress(address)
+    const host = this.hosts!.resolve(address[0])
     if (typeof name !== 'string') throw new RPCArgumentError('method name must be a string')
     if (!Array.isArray(args)) throw new RPCArgumentError('args must be an array')
-    const timeoutMs = options?.timeout === undefined ? this.waitTimeoutMs : positive('timeout', options.timeout, 0, false) * 1000
+    if (options !== undefined && (options === null || typeof options !== 'object'))
+      throw new RPCArgumentError(`call options must be an object, got ${describe(options)}`)
+    const waitMs = options?.timeout === undefined ? this.waitTimeoutMs : timeoutMs('timeout', options.timeout, 0)
     const signal = options?.signal
     if (signal !== undefined && !(signal instanceof AbortSignal))
-      throw new RPCArgumentError(`signal must be an AbortSignal, got ${Object.prototype.toString.call(signal)}`)
+      throw new RPCArgumentError(`signal must be an AbortSignal, got ${describe(signal)}`)
     if (signal?.aborted) return Promise.resolve(aborted(signal))
     if (this.pending.size >= this.maxOutstanding) throw new RPCOverloadedError(this.maxOutstanding)
     const len = this.encoder.encodeRequest(name, args)
     let token = (this.token + 1) >>> 0
     while (this.pending.has(token)) token = (token + 1) >>> 0
     this.token = token
-    this.transport.call(address[0], address[1], this.encoder.bytes, len, timeoutMs, token)
+    this.transport.call(host, address[1], this.encoder.bytes, len, waitMs, token)
     if (signal === undefined) return new Promise<CallResult<any>>((resolve) => this.pending.set(token, resolve))
     const waiting = this.callsOn(signal)
     waiting.add(token)
@@ -505,7 +506,7 @@ export class RPCProtocol<Remote extends object = {}> {
     onRequest: (id, sender, name, args) => this.serve(id, sender, name, args),
     onResponse: (token, value) => this.settle(token, [true, value]),
     onErrorReply: (token, code, message) =>
-      this.settle(token, [false, null, Object.freeze({ code: FAILURE_BY_WIRE_CODE[code] ?? 'remoteError', message })]),
+      this.settle(token, [false, null, Object.freeze({ code: failureCode(code), message, remoteCode: code })]),
     onTimeout: (token) => this.settle(token, TIMEOUT),
   }
 

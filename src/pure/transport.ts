@@ -1,8 +1,8 @@
 import { randomFillSync } from 'node:crypto'
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram'
-import { isIP, isIPv6 } from 'node:net'
+import { isIPv4, isIPv6 } from 'node:net'
 import { DecodeFailure, Decoder, Encoder } from '../codec'
-import { RPCArgumentError, RPCSocketError } from '../errors'
+import { RPCSocketError } from '../errors'
 import { RateLimitedLog } from '../log'
 import {
   WIRE_DROP_REASONS,
@@ -14,7 +14,7 @@ import {
   type WireStats,
 } from '../transport'
 import { DeadlineWheel, type WheelNode } from './wheel'
-import { canonicalHost, fromMappedV4 } from './address'
+import { canonicalHost, fromMappedV4, withoutZone } from '../address'
 import { SourceLimiter } from './limits'
 
 const HEADER = 21
@@ -31,6 +31,7 @@ interface Outstanding extends WheelNode {
   /** The request as sent; its bytes 1..21 are the id an answer must carry. */
   datagram: Buffer
   token: number
+  /** Who may answer: the target without its zone (see withoutZone). */
   host: string
   port: number
 }
@@ -59,10 +60,10 @@ export class PureTransport implements Transport {
   private readonly log = new RateLimitedLog()
   private idPool = Buffer.alloc(0)
   private idPos = 0
-  // The last host routed, memoised: most traffic goes to few peers, and isIP is a regex.
+  // The last host routed, memoised: most traffic goes to few peers, and isIPv4 is a regex.
   private lastHost = ''
   private lastTarget = ''
-  private lastCanonical = ''
+  private lastAnswerer = ''
   private readonly counters = {
     requestsSent: 0,
     requestsReceived: 0,
@@ -135,7 +136,7 @@ export class PureTransport implements Transport {
       key,
       datagram,
       token,
-      host: this.lastCanonical,
+      host: this.lastAnswerer,
       port,
       deadline: performance.now() + timeoutMs,
       wheelPrev: null,
@@ -206,17 +207,14 @@ export class PureTransport implements Transport {
 
   /**
    * Sets lastTarget (where to send: an IPv4 peer is reached from a dual-stack
-   * IPv6 socket through its mapped form) and lastCanonical (how answers from it
-   * are recognised) for `host`.
+   * IPv6 socket through its mapped form) and lastAnswerer (how answers from it
+   * are recognised) for `host`, which RPCProtocol has already normalised
+   * (CallHosts) or this transport reported as a sender.
    */
   private route(host: string): void {
     if (host === this.lastHost) return
-    // IP literals only, as on the native backend: a DNS lookup per call has no place on a DHT's hot path.
-    const family = isIP(host)
-    if (family === 0) throw new RPCArgumentError(`host must be an IP address literal, got ${JSON.stringify(host)}`)
-    if (family === 6 && !this.v6) throw new RPCArgumentError(`cannot reach IPv6 peer ${host} from a socket bound to IPv4`)
-    this.lastTarget = this.v6 && family === 4 ? '::ffff:' + host : host
-    this.lastCanonical = family === 6 ? canonicalHost(host) : host
+    this.lastTarget = this.v6 && isIPv4(host) ? '::ffff:' + host : host
+    this.lastAnswerer = withoutZone(host)
     this.lastHost = host
   }
 
@@ -314,9 +312,9 @@ export class PureTransport implements Transport {
   }
 }
 
-/** A sender's host as route() spells it, for the sender check. */
+/** A sender's host as route() spells an answerer, for the sender check. */
 function senderHost(rinfo: RemoteInfo): string {
-  return rinfo.family === 'IPv4' ? rinfo.address : canonicalHost(fromMappedV4(rinfo.address))
+  return rinfo.family === 'IPv4' ? rinfo.address : withoutZone(canonicalHost(fromMappedV4(rinfo.address)))
 }
 
 /**

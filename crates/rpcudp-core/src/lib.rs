@@ -6,6 +6,7 @@
 //! [`socket`] drives it with tokio; [`EventBuf`] is the byte log the driver
 //! hands to its consumer. See docs/DESIGN.md.
 
+pub mod address;
 pub mod batch_io;
 mod driver;
 pub mod endpoint;

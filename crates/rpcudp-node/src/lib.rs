@@ -17,13 +17,14 @@ mod errors;
 mod loop_io;
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use napi::bindgen_prelude::*;
 use napi::JsValue;
 use napi_derive::napi;
+use rpcudp_core::address;
 use rpcudp_core::endpoint::Config;
 use rpcudp_core::limits::RateConfig;
 use rpcudp_core::socket::Socket;
@@ -107,13 +108,16 @@ pub struct NativeSocket {
 // Ports and lengths arrive as f64: napi's u32 conversion would wrap 2^40 to 0.
 
 fn addr(host: &str, port: f64) -> std::result::Result<SocketAddr, CoreError> {
-    let ip: IpAddr = host
-        .parse()
-        .map_err(|_| CoreError::InvalidAddress(format!("{host:?} is not an IP address")))?;
     if !(0.0..=65535.0).contains(&port) || port.fract() != 0.0 {
         return Err(CoreError::InvalidAddress(format!("port {port}")));
     }
-    Ok(SocketAddr::new(ip, port as u16))
+    address::parse(host, port as u16)
+}
+
+/// The name of the interface with this index (a sender's IPv6 scope id in an event batch), or the number.
+#[napi]
+pub fn interface_name(index: u32) -> String {
+    address::zone(index)
 }
 
 /// The first `len` bytes of a reusable JavaScript encode buffer.
@@ -230,7 +234,7 @@ impl NativeSocket {
         });
         self.set_referenced(env, true)?;
         Ok(BoundAddress {
-            host: local.ip().to_canonical().to_string(),
+            host: address::host(&local),
             port: local.port() as u32,
         })
     }
