@@ -45,11 +45,15 @@ async fn run(shared: &Shared, io: Option<&UdpSocket>) {
             ep.next_deadline()
         };
         if !expired.is_empty() {
-            shared.events.push(|ev| expired.drain(..).for_each(|t| ev.push_timeout(t)));
+            shared
+                .events
+                .push(|ev| expired.drain(..).for_each(|t| ev.push_timeout(t)));
             shared.events.notify();
         }
         let at = next.map_or(u64::MAX, |d| {
-            d.saturating_duration_since(shared.epoch).as_nanos().min(u64::MAX as u128 - 1) as u64
+            d.saturating_duration_since(shared.epoch)
+                .as_nanos()
+                .min(u64::MAX as u128 - 1) as u64
         });
         shared.armed.store(at, Ordering::Release);
         let backlogged = shared.events.backlogged();

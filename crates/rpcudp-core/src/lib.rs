@@ -28,10 +28,10 @@ mod wheel;
 pub mod wire;
 
 pub use endpoint::{Config, Endpoint, Incoming, Token};
-pub use queue::{EventQueue, Wake};
-pub use udp::SocketOptions;
 pub use error::Error;
 pub use events::{Event, EventBuf, EventIter};
+pub use queue::{EventQueue, Wake};
 pub use stats::{DropReason, Stats};
+pub use udp::SocketOptions;
 pub use validate::validate;
 pub use wire::{frame, parse, Kind, Message, MsgId};

@@ -72,7 +72,9 @@ impl Table {
     /// Removes the outstanding call started with `token` (the latest, if the
     /// caller reused a token). False if there is none.
     pub(crate) fn cancel(&mut self, token: Token) -> bool {
-        let Some(key) = self.tokens.remove(&token) else { return false };
+        let Some(key) = self.tokens.remove(&token) else {
+            return false;
+        };
         let call = self.wheel.remove(key);
         self.ids.remove(&call.id);
         true
@@ -252,7 +254,11 @@ mod tests {
         let t0 = Instant::now();
         let mut table = Table::new(t0, Duration::from_millis(1));
         let dest: SocketAddr = "127.0.0.1:4000".parse().unwrap();
-        let call = |n: u8| Call { id: [n; 20], token: u64::from(n), dest };
+        let call = |n: u8| Call {
+            id: [n; 20],
+            token: u64::from(n),
+            dest,
+        };
         assert!(table.insert(t0, Duration::from_secs(1), call(1)));
         assert!(table.insert(t0, Duration::from_secs(1), call(2)));
         assert!(table.cancel(1));

@@ -452,14 +452,22 @@ fn requests_beyond_a_sources_rate_are_dropped_before_parsing() {
     let mut d = Vec::new();
     frame(Kind::Request, &[4; 20], BODY, &mut d);
     let other = addr("10.0.0.3:4000");
-    let admitted = (0..10).filter(|_| s.ep.handle_datagram(s.t0, s.peer, &d).is_some()).count();
+    let admitted = (0..10)
+        .filter(|_| s.ep.handle_datagram(s.t0, s.peer, &d).is_some())
+        .count();
     assert_eq!(admitted, 3);
-    assert!(s.ep.handle_datagram(s.t0, other, &d).is_some(), "another source is not limited");
+    assert!(
+        s.ep.handle_datagram(s.t0, other, &d).is_some(),
+        "another source is not limited"
+    );
     // Garbage typed as a request costs a token too; answers to our calls are never limited.
     assert_eq!(s.ep.classify(s.t0, s.peer, &[0; 30]), Err(DropReason::RateLimited));
     let id = s.call(s.t0, 100 * MS, 1);
     assert_eq!(s.respond(&id, s.peer), Some(1));
-    assert!(s.ep.handle_datagram(s.at(100), s.peer, &d).is_some(), "refilled at 10/s");
+    assert!(
+        s.ep.handle_datagram(s.at(100), s.peer, &d).is_some(),
+        "refilled at 10/s"
+    );
     let st = s.ep.stats();
     assert_eq!(st.dropped(DropReason::RateLimited), 8);
     assert_eq!(st.requests_received, 5);

@@ -161,7 +161,8 @@ impl NativeSocket {
         options: BindOptions,
         #[napi(ts_arg_type = "(batch: Buffer, length?: number) => void")] on_events: Function<Buffer, ()>,
     ) -> Result<BoundAddress> {
-        self.bind_inner(&env, host, port, options, on_events).map_err(|e| throw(&env, e))
+        self.bind_inner(&env, host, port, options, on_events)
+            .map_err(|e| throw(&env, e))
     }
 
     fn bind_inner(
@@ -245,30 +246,59 @@ impl NativeSocket {
 
     /// Queues a call; it leaves with the next `flush()` (one sendmmsg for everything queued).
     #[napi(catch_unwind)]
-    pub fn call(&self, env: Env, host: String, port: f64, body: &[u8], len: f64, timeout_ms: f64, token: u32) -> Result<()> {
+    pub fn call(
+        &self,
+        env: Env,
+        host: String,
+        port: f64,
+        body: &[u8],
+        len: f64,
+        timeout_ms: f64,
+        token: u32,
+    ) -> Result<()> {
         (|| {
-            self.socket()?
-                .queue_call(addr(&host, port)?, prefix(body, len)?, timeout(timeout_ms)?, token as u64)
+            self.socket()?.queue_call(
+                addr(&host, port)?,
+                prefix(body, len)?,
+                timeout(timeout_ms)?,
+                token as u64,
+            )
         })()
         .map_err(|e| throw(&env, e))
     }
 
     #[napi(catch_unwind)]
     pub fn reply(&self, env: Env, id: &[u8], host: String, port: f64, body: &[u8], len: f64) -> Result<()> {
-        (|| self.socket()?.queue_reply(&msg_id(id)?, addr(&host, port)?, prefix(body, len)?))()
-            .map_err(|e| throw(&env, e))
+        (|| {
+            self.socket()?
+                .queue_reply(&msg_id(id)?, addr(&host, port)?, prefix(body, len)?)
+        })()
+        .map_err(|e| throw(&env, e))
     }
 
     #[napi(catch_unwind)]
-    pub fn reply_error(&self, env: Env, id: &[u8], host: String, port: f64, code: String, message: String) -> Result<()> {
-        (|| self.socket()?.queue_error(&msg_id(id)?, addr(&host, port)?, &code, &message))()
-            .map_err(|e| throw(&env, e))
+    pub fn reply_error(
+        &self,
+        env: Env,
+        id: &[u8],
+        host: String,
+        port: f64,
+        code: String,
+        message: String,
+    ) -> Result<()> {
+        (|| {
+            self.socket()?
+                .queue_error(&msg_id(id)?, addr(&host, port)?, &code, &message)
+        })()
+        .map_err(|e| throw(&env, e))
     }
 
     /// Forgets the outstanding call `token` (aborted by its caller); false if it was not outstanding.
     #[napi(catch_unwind)]
     pub fn cancel(&self, env: Env, token: u32) -> Result<bool> {
-        self.socket().map(|s| s.cancel(token as u64)).map_err(|e| throw(&env, e))
+        self.socket()
+            .map(|s| s.cancel(token as u64))
+            .map_err(|e| throw(&env, e))
     }
 
     #[napi(catch_unwind)]
