@@ -49,6 +49,7 @@ const HELP: Record<string, string> = {
 
 Usage:
   rpcudp serve [--port 1234] [--host 127.0.0.1] [--backend auto|native|pure] [--stats-interval s]
+               [--rate-limit N/s] [--handler-timeout s]
   rpcudp call <host:port> <method> [json-arg...] [--timeout s] [--backend ...]
   rpcudp ping <host:port> [--count n] [--interval s] [--timeout s] [--backend ...]
   rpcudp dht serve|set|get ...   a Kademlia node (rpcudp/kademlia), see rpcudp dht --help
@@ -60,8 +61,10 @@ Addresses are host:port, [v6-address]:port, localhost:port or a DNS name:port.
 ${EXIT_HELP}`,
 
   serve: `Usage: rpcudp serve [--port 1234] [--host 127.0.0.1] [--backend b] [--stats-interval s]
+                    [--rate-limit N/s] [--handler-timeout s]
 
-Runs an echo node: rpc_ping() answers "pong", rpc_echo(x) answers x.
+Runs an echo node: rpc_ping() answers "pong", rpc_echo(x) answers x,
+rpc_sleep(s) answers "slept" after s seconds (at most 60).
 Prints the bound address (host:port, [v6]:port for IPv6) as the first line of
 stdout, then serves until SIGINT or SIGTERM and closes cleanly (exit 0).
 
@@ -71,7 +74,12 @@ stdout, then serves until SIGINT or SIGTERM and closes cleanly (exit 0).
 ${BACKEND_HELP}
   --stats-interval <s>  every s seconds, print RPCProtocol.stats() as one JSON line on
                         stdout (and once more on shutdown). There is no remote stats
-                        call: stats are local to the process that keeps them.`,
+                        call: stats are local to the process that keeps them.
+  --rate-limit <N/s>    at most N requests a second from each source address (IPv6: each
+                        /64), bursts of up to 2N; the excess is dropped and counted as
+                        dropped.rateLimited (perSource.requestsPerSecond). Default: none
+  --handler-timeout <s> answer a handler still running after s seconds with the error
+                        reply handler_timeout and free its slot (handlerTimeout). Default: none`,
 
   call: `Usage: rpcudp call <host:port> <method> [json-arg...] [--timeout s] [--backend b]
 
@@ -143,7 +151,14 @@ export interface Parsed {
 
 const COMMON: Record<string, OptionKind> = { help: 'boolean', backend: 'string' }
 const OPTIONS: Record<string, Record<string, OptionKind>> = {
-  serve: { ...COMMON, port: 'string', host: 'string', 'stats-interval': 'string' },
+  serve: {
+    ...COMMON,
+    port: 'string',
+    host: 'string',
+    'stats-interval': 'string',
+    'rate-limit': 'string',
+    'handler-timeout': 'string',
+  },
   call: { ...COMMON, timeout: 'string' },
   ping: { ...COMMON, timeout: 'string', count: 'string', interval: 'string' },
   dht: { ...COMMON, timeout: 'string', port: 'string', host: 'string', bootstrap: 'string', ksize: 'string', alpha: 'string' },
@@ -203,6 +218,16 @@ export function numberOption(p: Parsed, name: string, dflt: number, check: (n: n
 
 export const positiveSeconds = (p: Parsed, name: string, dflt: number) =>
   numberOption(p, name, dflt, (n) => Number.isFinite(n) && n > 0, 'a positive number of seconds')
+
+/** `--rate-limit 200/s` (or a bare 200): requests per second per source. */
+function rateOption(p: Parsed): number | undefined {
+  const s = stringOption(p, 'rate-limit')
+  if (s === undefined) return undefined
+  const m = /^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*(?:\/s)?\s*$/i.exec(s)
+  const n = m ? Number(m[1]) : NaN
+  if (!(Number.isFinite(n) && n > 0)) throw new UsageError(`--rate-limit must be a positive rate like 200/s, got ${JSON.stringify(s)}`)
+  return n
+}
 
 export function backendOption(p: Parsed): BackendChoice {
   const b = stringOption(p, 'backend') ?? 'auto'
@@ -371,9 +396,24 @@ async function serve(p: Parsed): Promise<number> {
   if (host !== 'localhost' && isIP(host) === 0) throw new UsageError(`--host must be an IP address or localhost, got ${JSON.stringify(host)}`)
   const statsInterval = p.options['stats-interval'] === undefined ? undefined : positiveSeconds(p, 'stats-interval', 1)
 
-  const proto = new RPCProtocol({ backend: backendOption(p) })
+  const rate = rateOption(p)
+  const handlerTimeout = p.options['handler-timeout'] === undefined ? undefined : positiveSeconds(p, 'handler-timeout', 1)
+
+  const proto = new RPCProtocol({
+    backend: backendOption(p),
+    handlerTimeout,
+    perSource: rate === undefined ? undefined : { requestsPerSecond: rate },
+  })
   proto.handle('ping', () => 'pong')
   proto.handle('echo', (_sender, x) => x)
+  proto.handle('sleep', (_sender, seconds) => {
+    const ms = Math.min(60, Math.max(0, Number(seconds) || 0)) * 1000
+    const signal = proto.handlerSignal
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve('slept'), ms)
+      signal.addEventListener('abort', () => clearTimeout(timer))
+    })
+  })
   const bound = await proto.listen(port, host)
   out(formatAddress(bound))
   process.stderr.write(`rpcudp: serving ping and echo on ${formatAddress(bound)} (${proto.backend} backend); stop with Ctrl-C\n`)

@@ -6,8 +6,10 @@ export type {
   CallOptions,
   CallProxy,
   CallResult,
+  CloseOptions,
   FailureCode,
   Handler,
+  PerSourceOptions,
   RPCProtocolOptions,
   Stats,
 } from './protocol'

@@ -16,12 +16,23 @@ interface NativeSocketHandle {
   bind(
     host: string,
     port: number,
-    options: { maxBody: number; maxOutstanding: number; checkSender: boolean; recvBuffer: number; sendBuffer: number; io: string },
+    options: {
+      maxBody: number
+      maxOutstanding: number
+      checkSender: boolean
+      recvBuffer: number
+      sendBuffer: number
+      io: string
+      ratePerSecond?: number
+      rateBurst?: number
+      maxSources?: number
+    },
     onEvents: (batch: Buffer, length?: number) => void,
   ): { host: string; port: number }
   call(host: string, port: number, body: Buffer, len: number, timeoutMs: number, token: number): void
   reply(id: Buffer, host: string, port: number, body: Buffer, len: number): void
   replyError(id: Buffer, host: string, port: number, code: string, message: string): void
+  cancel(token: number): boolean
   flush(): void
   stats(): Omit<WireStats, 'dropped' | 'socketErrors'> & { dropped: Record<string, number> }
   ref(): void
@@ -114,6 +125,9 @@ export class NativeTransport implements Transport {
           recvBuffer: o.recvBufferSize,
           sendBuffer: o.sendBufferSize,
           io: o.nativeIo,
+          ratePerSecond: o.perSource?.requestsPerSecond,
+          rateBurst: o.perSource?.burst,
+          maxSources: o.perSource?.maxSources,
         },
         (batch, length) => this.onBatch(batch, length ?? batch.length),
       )
@@ -169,6 +183,10 @@ export class NativeTransport implements Transport {
     }
   }
 
+  cancel(token: number): void {
+    this.socket?.cancel(token)
+  }
+
   close(): void {
     const socket = this.socket
     if (socket === null) return
@@ -191,7 +209,7 @@ export class NativeTransport implements Transport {
   stats(): WireStats {
     if (this.socket === null && this.closedStats !== null) return { ...this.closedStats, outstanding: 0, socketErrors: this.socketErrors }
     const s = this.socket?.stats()
-    // The core also has a handlersBusy reason; in Node, RPCProtocol counts that one.
+    // The core also has handlersBusy and closing reasons; in Node, RPCProtocol counts those.
     const dropped = {} as Record<WireDropReason, number>
     for (const r of WIRE_DROP_REASONS) dropped[r] = (s?.dropped[r] ?? 0) + (this.jsDropped[r] ?? 0)
     return {
@@ -207,6 +225,7 @@ export class NativeTransport implements Transport {
       socketErrors: this.socketErrors,
       recvBufferSize: s?.recvBufferSize ?? 0,
       sendBufferSize: s?.sendBufferSize ?? 0,
+      sourcesTracked: s?.sourcesTracked ?? 0,
     }
   }
 

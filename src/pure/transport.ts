@@ -15,6 +15,7 @@ import {
 } from '../transport'
 import { DeadlineWheel, type WheelNode } from './wheel'
 import { canonicalHost, fromMappedV4, withoutZone } from '../address'
+import { SourceLimiter } from './limits'
 
 const HEADER = 21
 const MIN_DATAGRAM = 22
@@ -49,6 +50,9 @@ export class PureTransport implements Transport {
   private granted: [number, number] = [0, 0]
   /** Keyed by 30 bits of the random id (a small integer key is cheapest); the full id is compared on match. */
   private readonly table = new Map<number, Outstanding>()
+  /** The same calls by token, for cancel(). */
+  private readonly byToken = new Map<number, Outstanding>()
+  private readonly limiter: SourceLimiter | null
   private readonly wheel = new DeadlineWheel<Outstanding>(performance.now(), TICK_MS)
   private timer: NodeJS.Timeout | null = null
   private readonly decoder = new Decoder()
@@ -74,6 +78,7 @@ export class PureTransport implements Transport {
 
   constructor(private readonly options: TransportOptions) {
     this.errorEncoder = new Encoder(options.maxBodySize)
+    this.limiter = options.perSource && new SourceLimiter(options.perSource)
   }
 
   bind(port: number, host: string, sink: TransportSink): Promise<Address> {
@@ -139,6 +144,7 @@ export class PureTransport implements Transport {
       wheelSlot: 0,
     }
     this.table.set(key, entry)
+    this.byToken.set(token, entry)
     this.wheel.insert(entry)
     if (this.timer === null) this.startTimer()
     this.counters.requestsSent++
@@ -158,10 +164,18 @@ export class PureTransport implements Transport {
     this.send(ERROR, id, this.errorEncoder.bytes, len, port)
   }
 
+  cancel(token: number): void {
+    const entry = this.byToken.get(token)
+    if (entry === undefined) return
+    this.forget(entry)
+    this.wheel.remove(entry)
+  }
+
   close(): void {
     if (this.timer) clearInterval(this.timer)
     this.timer = null
     this.table.clear()
+    this.byToken.clear()
     this.wheel.clear(() => {})
     const socket = this.socket
     this.socket = null
@@ -181,7 +195,14 @@ export class PureTransport implements Transport {
 
   stats(): WireStats {
     const [recvBufferSize, sendBufferSize] = this.granted
-    return { ...this.counters, outstanding: this.table.size, dropped: { ...this.dropped }, recvBufferSize, sendBufferSize }
+    return {
+      ...this.counters,
+      outstanding: this.table.size,
+      dropped: { ...this.dropped },
+      recvBufferSize,
+      sendBufferSize,
+      sourcesTracked: this.limiter?.size ?? 0,
+    }
   }
 
   /**
@@ -230,7 +251,7 @@ export class PureTransport implements Transport {
 
   private expire() {
     this.wheel.expire(performance.now(), (entry) => {
-      this.table.delete(entry.key)
+      this.forget(entry)
       this.counters.timeouts++
       this.sink?.onTimeout(entry.token)
     })
@@ -238,6 +259,11 @@ export class PureTransport implements Transport {
       clearInterval(this.timer)
       this.timer = null
     }
+  }
+
+  private forget(entry: Outstanding) {
+    this.table.delete(entry.key)
+    this.byToken.delete(entry.token)
   }
 
   private drop(reason: WireDropReason, detail: string) {
@@ -250,6 +276,9 @@ export class PureTransport implements Transport {
     if (msg.length < MIN_DATAGRAM) return this.drop('tooShort', `${msg.length} bytes from ${rinfo.address}:${rinfo.port}`)
     const type = msg[0]
     if (type > ERROR) return this.drop('unknownType', `type ${type} from ${rinfo.address}:${rinfo.port}`)
+    // Before decoding, as in the core: a flood must not buy validation work. No reply: a reply amplifies.
+    if (type === REQUEST && this.limiter !== null && !this.limiter.admit(performance.now(), fromMappedV4(rinfo.address)))
+      return this.drop('rateLimited', `request from ${rinfo.address}:${rinfo.port} beyond its source's rate`)
     let body: unknown
     try {
       body = this.decoder.decode(msg, HEADER, msg.length)
@@ -270,7 +299,7 @@ export class PureTransport implements Transport {
       return this.drop('unmatchedResponse', `unknown, late or duplicate id from ${rinfo.address}:${rinfo.port}`)
     if (this.options.checkSender && (entry.port !== rinfo.port || entry.host !== senderHost(rinfo)))
       return this.drop('wrongSender', `answer for ${entry.host}:${entry.port} came from ${rinfo.address}:${rinfo.port}`)
-    this.table.delete(entry.key)
+    this.forget(entry)
     this.wheel.remove(entry)
     if (type === RESPONSE) {
       this.counters.responsesReceived++

@@ -26,6 +26,7 @@ use napi::JsValue;
 use napi_derive::napi;
 use rpcudp_core::address;
 use rpcudp_core::endpoint::Config;
+use rpcudp_core::limits::RateConfig;
 use rpcudp_core::socket::Socket;
 use rpcudp_core::stats::DropReason;
 use rpcudp_core::wire::{MsgId, ID_LEN};
@@ -56,6 +57,10 @@ pub struct BindOptions {
     pub send_buffer: u32,
     /// "loop": receive on Node's event loop; "thread": on the runtime thread.
     pub io: String,
+    /// Per-source token bucket on incoming requests (all three, or none: no limit).
+    pub rate_per_second: Option<f64>,
+    pub rate_burst: Option<f64>,
+    pub max_sources: Option<u32>,
 }
 
 #[napi(object)]
@@ -80,6 +85,8 @@ pub struct NativeStats {
     pub send_buffer_size: f64,
     /// Heap bytes of the core's outstanding-call table (not in the JS heap; for benchmarks).
     pub table_bytes: f64,
+    /// Sources the per-source rate limit tracks (bounded by maxSources).
+    pub sources_tracked: f64,
 }
 
 /// A bound socket, as this JavaScript object sees it; `id` names it in the
@@ -183,6 +190,14 @@ impl NativeSocket {
                 max_body: options.max_body as usize,
                 max_outstanding: options.max_outstanding as usize,
                 check_sender: options.check_sender,
+                per_source: match (options.rate_per_second, options.rate_burst, options.max_sources) {
+                    (Some(requests_per_second), Some(burst), Some(max_sources)) => Some(RateConfig {
+                        requests_per_second,
+                        burst,
+                        max_sources: max_sources as usize,
+                    }),
+                    _ => None,
+                },
                 ..Config::default()
             },
             recv_buffer: options.recv_buffer as usize,
@@ -278,6 +293,14 @@ impl NativeSocket {
         .map_err(|e| throw(&env, e))
     }
 
+    /// Forgets the outstanding call `token` (aborted by its caller); false if it was not outstanding.
+    #[napi(catch_unwind)]
+    pub fn cancel(&self, env: Env, token: u32) -> Result<bool> {
+        self.socket()
+            .map(|s| s.cancel(token as u64))
+            .map_err(|e| throw(&env, e))
+    }
+
     #[napi(catch_unwind)]
     pub fn flush(&self, env: Env) -> Result<()> {
         self.socket().map(Socket::flush).map_err(|e| throw(&env, e))
@@ -303,6 +326,7 @@ impl NativeSocket {
             recv_buffer_size: s.recv_buffer as f64,
             send_buffer_size: s.send_buffer as f64,
             table_bytes: s.table_bytes as f64,
+            sources_tracked: s.sources_tracked as f64,
         })
     }
 
