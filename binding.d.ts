@@ -21,6 +21,8 @@ export declare class NativeSocket {
   call(host: string, port: number, body: Uint8Array, len: number, timeoutMs: number, token: number): void
   reply(id: Uint8Array, host: string, port: number, body: Uint8Array, len: number): void
   replyError(id: Uint8Array, host: string, port: number, code: string, message: string): void
+  /** Forgets the outstanding call `token` (aborted by its caller); false if it was not outstanding. */
+  cancel(token: number): boolean
   flush(): void
   stats(): NativeStats
   /** Like dgram's `ref()`: a referenced socket keeps the event loop alive. */
@@ -42,6 +44,10 @@ export interface BindOptions {
   sendBuffer: number
   /** "loop": receive on Node's event loop; "thread": on the runtime thread. */
   io: string
+  /** Per-source token bucket on incoming requests (all three, or none: no limit). */
+  ratePerSecond?: number
+  rateBurst?: number
+  maxSources?: number
 }
 
 export interface BoundAddress {
@@ -58,6 +64,9 @@ export declare function dropReasons(): Array<string>
 /** Every `code` an error thrown by this binding can carry. */
 export declare function errorCodes(): Array<string>
 
+/** The name of the interface with this index (a sender's IPv6 scope id in an event batch), or the number. */
+export declare function interfaceName(index: number): string
+
 export interface NativeStats {
   requestsSent: number
   requestsReceived: number
@@ -73,4 +82,6 @@ export interface NativeStats {
   sendBufferSize: number
   /** Heap bytes of the core's outstanding-call table (not in the JS heap; for benchmarks). */
   tableBytes: number
+  /** Sources the per-source rate limit tracks (bounded by maxSources). */
+  sourcesTracked: number
 }

@@ -838,3 +838,4 @@ module.exports = nativeBinding
 module.exports.NativeSocket = nativeBinding.NativeSocket
 module.exports.dropReasons = nativeBinding.dropReasons
 module.exports.errorCodes = nativeBinding.errorCodes
+module.exports.interfaceName = nativeBinding.interfaceName

@@ -178,7 +178,7 @@ for (const backend of BACKENDS) {
     const server = await serve(t, ['--backend', backend])
     const r = await run(['call', server.address, 'nosuchmethod', '1', '--backend', backend, ...SLOW_OK])
     t.is(r.code, EXIT.remoteError)
-    t.deepEqual(JSON.parse(r.stdout), [false, null, { code: 'unknownMethod', message: 'no method "nosuchmethod"' }])
+    t.deepEqual(JSON.parse(r.stdout), [false, null, { code: 'unknownMethod', message: 'no method "nosuchmethod"', remoteCode: 'unknown_method' }])
     t.regex(r.stderr, /^rpcudp: nosuchmethod on 127\.0\.0\.1:\d+ failed: unknownMethod: .*\n$/)
   })
 
@@ -231,6 +231,43 @@ test('serve --stats-interval prints stats as JSON lines, and once more on shutdo
   t.is(stats.responsesSent, 1)
   t.is(typeof stats.dropped, 'object')
   t.is(await server.stop(), cleanExit)
+})
+
+test('serve --handler-timeout answers a handler that runs too long with handler_timeout', async (t) => {
+  const server = await serve(t, ['--handler-timeout', '0.2'])
+  const r = await run(['call', server.address, 'sleep', '10', ...SLOW_OK])
+  t.is(r.code, EXIT.remoteError, r.stderr)
+  t.regex(r.stderr, /handlerTimeout/)
+  const quick = await run(['call', server.address, 'sleep', '0', ...SLOW_OK])
+  t.is(quick.code, EXIT.ok, quick.stderr)
+  t.is(await server.stop(), cleanExit)
+})
+
+test('serve --rate-limit N/s drops a source\'s requests beyond its rate and counts them', async (t) => {
+  // One token every 10 s, a burst of one: of 10 pings within ~5 s, the first is answered.
+  const server = await serve(t, ['--rate-limit', '0.1/s', '--stats-interval', '0.1'])
+  const r = await run(['ping', server.address, '--count', '10', '--interval', '0.001', '--timeout', '0.5'])
+  t.is(r.code, EXIT.timeout, r.stderr)
+  const answered = r.stdout.split('\n').filter((l) => l.startsWith('pong')).length
+  t.true(answered >= 1 && answered <= 2, `${answered} answered`)
+  let stats: any
+  for (;;) {
+    const line = await server.nextLine()
+    t.truthy(line)
+    stats = JSON.parse(line!)
+    if (stats.dropped.rateLimited + stats.requestsReceived >= 10) break
+  }
+  t.is(stats.dropped.rateLimited, 10 - stats.requestsReceived)
+  t.is(stats.requestsReceived, answered)
+  t.is(stats.sourcesTracked, 1)
+  t.is(await server.stop(), cleanExit)
+})
+
+test('serve rejects a malformed --rate-limit or --handler-timeout with exit 2', async (t) => {
+  for (const args of [['--rate-limit', 'fast'], ['--rate-limit', '0/s'], ['--rate-limit', '-5'], ['--handler-timeout', '0']]) {
+    const r = await run(['serve', '--port', '0', ...args])
+    t.is(r.code, EXIT.usage, `${args.join(' ')}: ${r.stderr}`)
+  }
 })
 
 test('--backend auto runs on pure when the addon cannot load; --backend native then fails with exit 4', async (t) => {

@@ -16,7 +16,8 @@ const nestedArrays = (n: number, tail: number[] = [0x01]) => [...new Array(n).fi
 
 /** Datagrams that must be dropped, by the reason they must be counted under (same on both backends). */
 // oversize needs IPv6 (an IPv4 datagram cannot exceed the limit): its own test below.
-const VECTORS: Record<Exclude<WireDropReason, 'wrongSender' | 'sendFailed' | 'oversize'>, Buffer[]> = {
+// rateLimited has its own tests (controls.spec.ts).
+const VECTORS: Record<Exclude<WireDropReason, 'wrongSender' | 'sendFailed' | 'oversize' | 'rateLimited'>, Buffer[]> = {
   tooShort: [
     Buffer.alloc(0),
     Buffer.from([REQUEST]),
@@ -247,9 +248,10 @@ const codeOf = (r: unknown[]) => (r[0] ? r : [r[0], r[1], { code: (r[2] as any).
 eachBackend('misbehaving handlers: callers get error replies, the server keeps serving', async (t, backend) => {
   const { server: srv, address, client } = await pairOf(t, backend, {})
   const call = (name: string) => client.callRemote(address, name, [])
-  t.deepEqual(await call('throws'), failure('handlerError', 'the handler failed'))
-  t.deepEqual(await call('rejects'), failure('handlerError', 'the handler failed'))
-  t.deepEqual(await call('rejectsNonError'), failure('handlerError', 'the handler failed'))
+  const handlerError = (message: string) => [false, null, { code: 'handlerError', message, remoteCode: 'handler_error' }]
+  t.deepEqual(await call('throws'), handlerError('the handler failed'))
+  t.deepEqual(await call('rejects'), handlerError('the handler failed'))
+  t.deepEqual(await call('rejectsNonError'), handlerError('the handler failed'))
   for (const name of ['function', 'date', 'instance', 'asyncDate', 'loneSurrogate'])
     t.deepEqual(codeOf(await call(name)), failure('replyUnencodable'), name)
   for (const name of ['big', 'bigAsync']) t.deepEqual(codeOf(await call(name)), failure('replyTooLarge'), name)
@@ -263,9 +265,8 @@ eachBackend('misbehaving handlers: callers get error replies, the server keeps s
 
 eachBackend('exposeErrors puts the handler message in the error reply', async (t, backend) => {
   const { address, client } = await pairOf(t, backend, { exposeErrors: true })
-  t.deepEqual(await client.callRemote(address, 'throws', []), failure('handlerError', 'secret detail'))
-  t.deepEqual(await client.callRemote(address, 'rejects', []), failure('handlerError', 'async secret'))
-  t.deepEqual(await client.callRemote(address, 'rejectsNonError', []), failure('handlerError', 'a string'))
+  for (const [name, text] of [['throws', 'secret detail'], ['rejects', 'async secret'], ['rejectsNonError', 'a string']])
+    t.deepEqual(await client.callRemote(address, name, []), [false, null, { code: 'handlerError', message: text, remoteCode: 'handler_error' }], name)
 })
 
 eachBackend('errorReplies: false answers failures with silence (callers time out)', async (t, backend) => {
@@ -406,5 +407,27 @@ eachBackend('an IPv6 server drops hostile datagrams from IPv4-mapped and IPv6 pe
       requestsReceived: 1,
       responsesSent: 1,
     })
+  }
+})
+
+eachBackend("a peer's error code is looked up among known codes only; the raw code is kept as remoteCode", async (t, backend) => {
+  // Codes that name Object.prototype members must not hand the caller a function or a prototype.
+  const cases: [wire: string, code: string][] = [
+    ['constructor', 'remoteError'],
+    ['__proto__', 'remoteError'],
+    ['toString', 'remoteError'],
+    ['hasOwnProperty', 'remoteError'],
+    ['no_such_code', 'remoteError'],
+    ['', 'remoteError'],
+    ['handler_error', 'handlerError'],
+    ['overloaded', 'overloaded'],
+  ]
+  for (const [wire, code] of cases) {
+    const { clientAddr, target, id, call } = await callSilentPeer(t, backend)
+    await target.send(datagram(ERROR, id, valueBody([wire, `forged ${wire}`])), clientAddr)
+    const [ok, value, failure] = await call
+    t.deepEqual([ok, value], [false, null], wire)
+    t.is(typeof failure?.code, 'string', wire)
+    t.deepEqual(failure, { code, message: `forged ${wire}`, remoteCode: wire }, wire)
   }
 })

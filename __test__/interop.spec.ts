@@ -257,6 +257,17 @@ eachBackend('Python client -> TypeScript server: every mapping row, sync and asy
   t.deepEqual(await peer.command('outstanding'), 0)
 })
 
+// The original README's client calls sayhi(('', 1234), ...): Python 5.0.1 sends to INADDR_ANY, which the kernel delivers locally.
+eachBackend("'' as the call host reaches the local host both ways, as in Python", async (t, backend) => {
+  const peer = await PythonPeer.start(t)
+  const { proto: client, address: clientAddress } = await listening(t, (o) => new RPCProtocol<any>(o), { backend, waitTimeout: 10 })
+  t.deepEqual(await client.call.echo(['', peer.address[1]], 'hi'), [true, 'hi'])
+  // Python sees the call come from the client's loopback address, and the answer passes the sender check.
+  t.deepEqual(await client.call.sender(['', peer.address[1]]), [true, clientAddress])
+  const { address } = await tsServer(t, backend)
+  t.like(await peer.command('call', { host: '', port: address[1], method: 'echo', args: ["'hi'"], timeout: 5 }), { answered: true, describe: "str('hi')" })
+})
+
 eachBackend('values TypeScript cannot represent: RPCEncodeError before anything is sent', async (t, backend) => {
   const peer = await PythonPeer.start(t)
   const client = await tsClient(t, backend)

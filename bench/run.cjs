@@ -35,7 +35,7 @@ const HELP = `usage: node bench/run.cjs [options]        (npm run bench -- [opti
   --duration=MS        measured window per level per round (default 1000)      env BENCH_DURATION_MS
   --warmup=MS          warm-up before each window (default 300; quick 200)     env BENCH_WARMUP_MS
   --levels=1,64,...    calls kept in flight (default 1,64,256,1024)             env BENCH_LEVELS
-  --systems=a,b,...    subset of: ${'native,native-thread,pure,native-pure,dgram,krpc,dht,python,rust'}   env BENCH_SYSTEMS
+  --systems=a,b,...    subset of: ${'native,native-thread,native-controls,pure,native-pure,dgram,krpc,dht,python,rust'}   env BENCH_SYSTEMS
   --timeout=MS         per-call timeout of the throughput runs (default 1000)
   --outstanding=N      calls held for the memory measurement (default 100000; quick 10000)
   --timer-calls=N      calls timed out for the timer measurement (default 10000)
@@ -101,6 +101,14 @@ const SYSTEMS = [
     server: node('native-thread'),
     client: node('native-thread'),
     needs: 'native',
+  },
+  {
+    key: 'native-controls',
+    label: 'rpcudp native↔native, signal + perSource',
+    server: node('native-controls'),
+    client: node('native-controls'),
+    needs: 'native',
+    optIn: true, // bench/controls.cjs: only when named in --systems
   },
   { key: 'pure', label: 'rpcudp pure↔pure', server: node('pure'), client: node('pure') },
   { key: 'native-pure', label: 'rpcudp native client → pure server', server: node('pure'), client: node('native'), needs: 'native' },
@@ -613,7 +621,7 @@ async function main() {
   // rounds can interleave: round r measures level l of every system back to back.
   const pairs = []
   for (const sys of SYSTEMS) {
-    if (cfg.systems && !cfg.systems.includes(sys.key)) continue
+    if (cfg.systems ? !cfg.systems.includes(sys.key) : sys.optIn) continue
     const res = { key: sys.key, rows: [], runs: {} }
     results.push(res)
     if (sys.needs && unavailable[sys.needs]) {

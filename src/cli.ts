@@ -25,7 +25,7 @@ export const EXIT = {
 
 const { version } = require('../package.json') as { version: string }
 
-class UsageError extends Error {}
+export class UsageError extends Error {}
 
 const BACKEND_HELP = `  --backend <b>   auto (default: native when the addon loads, else pure), native or pure`
 
@@ -49,8 +49,10 @@ const HELP: Record<string, string> = {
 
 Usage:
   rpcudp serve [--port 1234] [--host 127.0.0.1] [--backend auto|native|pure] [--stats-interval s]
+               [--rate-limit N/s] [--handler-timeout s]
   rpcudp call <host:port> <method> [json-arg...] [--timeout s] [--backend ...]
   rpcudp ping <host:port> [--count n] [--interval s] [--timeout s] [--backend ...]
+  rpcudp dht serve|set|get ...   a Kademlia node (rpcudp/kademlia), see rpcudp dht --help
   rpcudp <command> --help
   rpcudp --version
 
@@ -59,8 +61,10 @@ Addresses are host:port, [v6-address]:port, localhost:port or a DNS name:port.
 ${EXIT_HELP}`,
 
   serve: `Usage: rpcudp serve [--port 1234] [--host 127.0.0.1] [--backend b] [--stats-interval s]
+                    [--rate-limit N/s] [--handler-timeout s]
 
-Runs an echo node: rpc_ping() answers "pong", rpc_echo(x) answers x.
+Runs an echo node: rpc_ping() answers "pong", rpc_echo(x) answers x,
+rpc_sleep(s) answers "slept" after s seconds (at most 60).
 Prints the bound address (host:port, [v6]:port for IPv6) as the first line of
 stdout, then serves until SIGINT or SIGTERM and closes cleanly (exit 0).
 
@@ -70,7 +74,12 @@ stdout, then serves until SIGINT or SIGTERM and closes cleanly (exit 0).
 ${BACKEND_HELP}
   --stats-interval <s>  every s seconds, print RPCProtocol.stats() as one JSON line on
                         stdout (and once more on shutdown). There is no remote stats
-                        call: stats are local to the process that keeps them.`,
+                        call: stats are local to the process that keeps them.
+  --rate-limit <N/s>    at most N requests a second from each source address (IPv6: each
+                        /64), bursts of up to 2N; the excess is dropped and counted as
+                        dropped.rateLimited (perSource.requestsPerSecond). Default: none
+  --handler-timeout <s> answer a handler still running after s seconds with the error
+                        reply handler_timeout and free its slot (handlerTimeout). Default: none`,
 
   call: `Usage: rpcudp call <host:port> <method> [json-arg...] [--timeout s] [--backend b]
 
@@ -106,19 +115,53 @@ ${BACKEND_HELP}
 ${EXIT_HELP}`,
 }
 
+HELP.dht = `Usage:
+  rpcudp dht serve [--port 8468] [--host 127.0.0.1] [--bootstrap host:port[,host:port...]] [options]
+  rpcudp dht set <key> <json-value> --bootstrap host:port[,...] [options]
+  rpcudp dht get <key> --bootstrap host:port[,...] [options]
+
+A Kademlia DHT node (rpcudp/kademlia) that joins Python kademlia 2.2.3 networks.
+serve prints the bound address as the first line of stdout and serves until
+SIGINT or SIGTERM. set and get join through the bootstrap nodes on a free port,
+then store or look up the key (a string, hashed with sha1 like Python's digest).
+set prints true or false, get prints the value as JSON.
+
+  --bootstrap <list>  comma-separated host:port of nodes to join through
+  --port <n>          serve: UDP port, 0 for any free one (default 8468)
+  --host <ip>         serve: address to bind (default 127.0.0.1)
+  --timeout <s>       seconds to wait for each answer (default 5)
+  --ksize <n>         k (default 20)
+  --alpha <n>         parallel calls per lookup round (default 3)
+${BACKEND_HELP}
+
+Values are JSON and must be what Python kademlia stores: a string, a number, a
+boolean or bytes ({"$base64": "..."}; big integers as {"$bigint": "..."}).
+
+Exit status: 0 done (get: found); 1 get: the network has no value for the key;
+2 bad command line or value (nothing sent); 3 no bootstrap node answered, or
+set: no node acknowledged the store; 4 local failure (backend, bind).`
+
 // ---------------------------------------------------------------- arguments
 
 type OptionKind = 'string' | 'boolean'
-interface Parsed {
+export interface Parsed {
   positionals: string[]
   options: Record<string, string | true>
 }
 
 const COMMON: Record<string, OptionKind> = { help: 'boolean', backend: 'string' }
 const OPTIONS: Record<string, Record<string, OptionKind>> = {
-  serve: { ...COMMON, port: 'string', host: 'string', 'stats-interval': 'string' },
+  serve: {
+    ...COMMON,
+    port: 'string',
+    host: 'string',
+    'stats-interval': 'string',
+    'rate-limit': 'string',
+    'handler-timeout': 'string',
+  },
   call: { ...COMMON, timeout: 'string' },
   ping: { ...COMMON, timeout: 'string', count: 'string', interval: 'string' },
+  dht: { ...COMMON, timeout: 'string', port: 'string', host: 'string', bootstrap: 'string', ksize: 'string', alpha: 'string' },
 }
 
 /**
@@ -160,12 +203,12 @@ function parseArgs(command: string, argv: string[]): Parsed {
   return { positionals, options }
 }
 
-function stringOption(p: Parsed, name: string): string | undefined {
+export function stringOption(p: Parsed, name: string): string | undefined {
   const v = p.options[name]
   return v === undefined || v === true ? undefined : v
 }
 
-function numberOption(p: Parsed, name: string, dflt: number, check: (n: number) => boolean, what: string): number {
+export function numberOption(p: Parsed, name: string, dflt: number, check: (n: number) => boolean, what: string): number {
   const s = stringOption(p, name)
   if (s === undefined) return dflt
   const n = s.trim() === '' ? NaN : Number(s)
@@ -173,10 +216,20 @@ function numberOption(p: Parsed, name: string, dflt: number, check: (n: number) 
   return n
 }
 
-const positiveSeconds = (p: Parsed, name: string, dflt: number) =>
+export const positiveSeconds = (p: Parsed, name: string, dflt: number) =>
   numberOption(p, name, dflt, (n) => Number.isFinite(n) && n > 0, 'a positive number of seconds')
 
-function backendOption(p: Parsed): BackendChoice {
+/** `--rate-limit 200/s` (or a bare 200): requests per second per source. */
+function rateOption(p: Parsed): number | undefined {
+  const s = stringOption(p, 'rate-limit')
+  if (s === undefined) return undefined
+  const m = /^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*(?:\/s)?\s*$/i.exec(s)
+  const n = m ? Number(m[1]) : NaN
+  if (!(Number.isFinite(n) && n > 0)) throw new UsageError(`--rate-limit must be a positive rate like 200/s, got ${JSON.stringify(s)}`)
+  return n
+}
+
+export function backendOption(p: Parsed): BackendChoice {
   const b = stringOption(p, 'backend') ?? 'auto'
   if (b !== 'auto' && b !== 'native' && b !== 'pure') throw new UsageError(`--backend must be auto, native or pure, got ${JSON.stringify(b)}`)
   return b
@@ -206,7 +259,7 @@ export function splitAddress(text: string): { host: string; port: number } {
   return { host, port }
 }
 
-async function resolveAddress(text: string): Promise<Address> {
+export async function resolveAddress(text: string): Promise<Address> {
   const { host, port } = splitAddress(text)
   if (isIP(host) !== 0) return [host, port]
   if (host === 'localhost') return ['127.0.0.1', port] // what RPCProtocol.listen() means by it too
@@ -322,7 +375,7 @@ export function toJson(v: unknown): unknown {
 
 // ---------------------------------------------------------------- commands
 
-function out(line: string) {
+export function out(line: string) {
   process.stdout.write(line + '\n')
 }
 
@@ -343,31 +396,50 @@ async function serve(p: Parsed): Promise<number> {
   if (host !== 'localhost' && isIP(host) === 0) throw new UsageError(`--host must be an IP address or localhost, got ${JSON.stringify(host)}`)
   const statsInterval = p.options['stats-interval'] === undefined ? undefined : positiveSeconds(p, 'stats-interval', 1)
 
-  const proto = new RPCProtocol({ backend: backendOption(p) })
+  const rate = rateOption(p)
+  const handlerTimeout = p.options['handler-timeout'] === undefined ? undefined : positiveSeconds(p, 'handler-timeout', 1)
+
+  const proto = new RPCProtocol({
+    backend: backendOption(p),
+    handlerTimeout,
+    perSource: rate === undefined ? undefined : { requestsPerSecond: rate },
+  })
   proto.handle('ping', () => 'pong')
   proto.handle('echo', (_sender, x) => x)
+  proto.handle('sleep', (_sender, seconds) => {
+    const ms = Math.min(60, Math.max(0, Number(seconds) || 0)) * 1000
+    const signal = proto.handlerSignal
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve('slept'), ms)
+      signal.addEventListener('abort', () => clearTimeout(timer))
+    })
+  })
   const bound = await proto.listen(port, host)
   out(formatAddress(bound))
   process.stderr.write(`rpcudp: serving ping and echo on ${formatAddress(bound)} (${proto.backend} backend); stop with Ctrl-C\n`)
 
   const printStats = () => out(JSON.stringify(proto.stats()))
   const timer = statsInterval === undefined ? undefined : setInterval(printStats, statsInterval * 1000)
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      process.off('SIGINT', stop)
-      process.off('SIGTERM', stop)
-      // a second signal while closing falls through to Node's default: exit now
-      resolve()
-    }
-    process.on('SIGINT', stop)
-    process.on('SIGTERM', stop)
-  })
+  await untilStopped()
   if (timer !== undefined) {
     clearInterval(timer)
     printStats()
   }
   await proto.close()
   return EXIT.ok
+}
+
+/** Resolves on the first SIGINT or SIGTERM; a second signal while closing falls through to Node's default: exit now. */
+export function untilStopped(): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const stop = () => {
+      process.off('SIGINT', stop)
+      process.off('SIGTERM', stop)
+      resolve()
+    }
+    process.on('SIGINT', stop)
+    process.on('SIGTERM', stop)
+  })
 }
 
 async function call(p: Parsed): Promise<number> {
@@ -429,7 +501,10 @@ async function withClient(backend: BackendChoice, target: Address, body: (proto:
 
 // ---------------------------------------------------------------- main
 
-const COMMANDS: Record<string, (p: Parsed) => Promise<number>> = { serve, call, ping }
+// loaded on first use: plain RPC commands never load the DHT
+const dht = async (p: Parsed) => (await import('./kademlia/cli')).dht(p)
+
+const COMMANDS: Record<string, (p: Parsed) => Promise<number>> = { serve, call, ping, dht }
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv

@@ -6,13 +6,15 @@ export type {
   CallOptions,
   CallProxy,
   CallResult,
+  CloseOptions,
   FailureCode,
   Handler,
+  PerSourceOptions,
   RPCProtocolOptions,
   Stats,
 } from './protocol'
 export type { BackendChoice, NativeIo, NativeRuntimeInfo, Runtime } from './loader'
-export type { WireDropReason } from './transport'
+export type { DropReason, WireDropReason } from './transport'
 export { nativeBackend } from './loader'
 export {
   RPCError,

@@ -2,6 +2,7 @@ import { RPCArgumentError, RPCBackendError } from './errors'
 import { NativeTransport, type NativeBinding } from './native/transport'
 import { PureTransport } from './pure/transport'
 import type { BackendName, Transport, TransportOptions } from './transport'
+import { oneOf } from './validate'
 
 export type BackendChoice = 'auto' | BackendName
 export type NativeIo = 'loop' | 'thread'
@@ -75,9 +76,8 @@ function describeLoadError(error: unknown): string {
   return [message, ...causes.map((c: unknown) => (c instanceof Error ? c.message : String(c)))].join('; ')
 }
 
-export function resolveBackend(choice: BackendChoice): BackendName {
-  if (choice !== 'auto' && choice !== 'native' && choice !== 'pure')
-    throw new RPCArgumentError(`backend must be 'auto', 'native' or 'pure', got ${JSON.stringify(choice)}`)
+export function resolveBackend(option: unknown): BackendName {
+  const choice = oneOf<BackendChoice>('backend', option, ['auto', 'native', 'pure'])
   if (choice !== 'auto') return choice
   const env = process.env.RPCUDP_BACKEND
   if (env !== undefined && env !== '') {

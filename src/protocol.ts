@@ -1,7 +1,9 @@
-import { isIP } from 'node:net'
+import { isIPv6 } from 'node:net'
+import { CallHosts, bindHost } from './address'
 import { Encoder } from './codec'
 import {
   RPCArgumentError,
+  RPCStateError,
   RPCEncodeError,
   RPCError,
   RPCOverloadedError,
@@ -10,8 +12,10 @@ import {
   notListening,
 } from './errors'
 import { createTransport, defaultNativeIo, type BackendChoice, type NativeIo } from './loader'
+import { MAX_CONCURRENCY, MAX_SOCKET_BUFFER, boolean, describe, oneOf, port as checkPort, positive, timeoutMs } from './validate'
 import { RateLimitedLog } from './log'
-import type { Address, BackendName, Transport, TransportSink, WireDropReason, WireStats } from './transport'
+import { sourceKey } from './source-key'
+import type { Address, BackendName, RateConfig, Transport, TransportSink, WireDropReason, WireStats } from './transport'
 
 export type { Address, BackendName }
 
@@ -25,33 +29,41 @@ export type FailureCode =
   | 'replyTooLarge' // the peer's answer was over its maxBodySize (error reply)
   | 'replyUnencodable' // the peer's answer had no msgpack form (error reply)
   | 'remoteError' // an error reply with a code this version does not know
+  | 'aborted' // the call's AbortSignal fired before an answer came
+  | 'handlerTimeout' // the peer's handler ran past its handlerTimeout (error reply)
 
 export interface CallFailure {
   readonly code: FailureCode
   readonly message: string
+  /** For an error reply: the code the peer sent, as received (`code` is 'remoteError' when this version does not know it). */
+  readonly remoteCode?: string
 }
 
 /** `[true, result]` when the peer answered, `[false, null, failure]` otherwise; never rejects for a network outcome. */
 export type CallResult<T = unknown> = [ok: true, result: T] | [ok: false, result: null, failure: CallFailure]
 
+/**
+ * Every option is checked in the constructor, the same way for both backends:
+ * a value of the wrong type or out of its range throws RPCArgumentError.
+ */
 export interface RPCProtocolOptions {
-  /** Seconds to wait for an answer (Python's wait_timeout). Default 5. */
+  /** Seconds to wait for an answer (Python's wait_timeout): a number > 0 and <= 2147483.647 (setTimeout's 2^31 − 1 ms). Default 5. */
   waitTimeout?: number
   /** 'auto' (default): native when the binary loads, else pure. RPCUDP_BACKEND=native|pure overrides 'auto'. */
   backend?: BackendChoice
-  /** Largest msgpack body sent, request or reply. Default 8192, Python's limit. */
+  /** Largest msgpack body sent, request or reply: an integer 1..65486 (a UDP datagram less the header). Default 8192, Python's limit. */
   maxBodySize?: number
-  /** Calls waiting for an answer at once; beyond it a call rejects with RPCOverloadedError. Default 262144. */
+  /** Calls waiting for an answer at once, an integer 1..2^24; beyond it a call rejects with RPCOverloadedError. Default 262144. */
   maxOutstanding?: number
-  /** Async handlers running at once; beyond it requests are dropped (counted as handlersBusy). Default 4096. */
+  /** Async handlers running at once, an integer 1..2^24; beyond it requests are dropped (counted as handlersBusy). Default 4096. */
   maxHandlers?: number
-  /** Answer a failed request with an error reply that Python peers ignore. Default true. */
+  /** Answer a failed request with an error reply that Python peers ignore. A boolean; default true. */
   errorReplies?: boolean
-  /** Put the handler's error message in error replies (it may reveal internals to peers). Default false. */
+  /** Put the handler's error message in error replies (it may reveal internals to peers). A boolean; default false. */
   exposeErrors?: boolean
-  /** Accept an answer only from the address the call went to. Default true; turn off for multihomed peers. */
+  /** Accept an answer only from the address the call went to (zones aside). A boolean; default true; turn off for multihomed peers. */
   checkSender?: boolean
-  /** Socket buffer sizes requested (best effort; stats() reports what the kernel granted). Default 4 MiB. */
+  /** Socket buffer sizes requested, integers 1..2^31 − 1 (best effort; stats() reports what the kernel granted). Default 4 MiB. */
   recvBufferSize?: number
   sendBufferSize?: number
   /**
@@ -62,6 +74,38 @@ export interface RPCProtocolOptions {
    * through a threadsafe function. RPCUDP_NATIVE_IO=loop|thread overrides the default.
    */
   nativeIo?: NativeIo
+  /**
+   * Seconds an async handler may run. Then its slot is freed, the caller gets a
+   * 'handler_timeout' error reply, the handler's signal (`handlerSignal`) fires
+   * and its late result is discarded. Default: no limit.
+   */
+  handlerTimeout?: number
+  /** Inbound limits per source (an IPv4 address, or an IPv6 /64). Off unless given. */
+  perSource?: PerSourceOptions
+}
+
+export interface PerSourceOptions {
+  /**
+   * Token bucket per source: requests beyond it are dropped, with no reply (a
+   * reply would amplify), and counted as rateLimited. Native enforces it in
+   * Rust, before JavaScript sees the datagram. Default: no rate limit.
+   */
+  requestsPerSecond?: number
+  /** The bucket's capacity (>= 1). Default 2 x requestsPerSecond. */
+  burst?: number
+  /** Async handlers one source may hold; beyond it 'overloaded' (counted as handlersBusy). Default: only maxHandlers. */
+  maxHandlers?: number
+  /** Sources the rate limit tracks; beyond it the least recently seen is forgotten. Default 65536. */
+  maxSources?: number
+}
+
+export interface CloseOptions {
+  /**
+   * Seconds to drain: requests are refused (dropped, counted as closing) while
+   * running handlers may still answer and outstanding calls settle; then the
+   * rest settle as 'closed'. Default 0: close at once.
+   */
+  drain?: number
 }
 
 export type Handler = (sender: Address, ...args: any[]) => unknown
@@ -75,8 +119,13 @@ export type CallProxy<Remote> = {
 } & { [name: string]: (address: Address, ...args: any[]) => Promise<CallResult<any>> }
 
 export interface CallOptions {
-  /** Seconds; overrides waitTimeout for this call. */
+  /** Seconds, > 0 and <= 2147483.647 like waitTimeout; overrides waitTimeout for this call. */
   timeout?: number
+  /**
+   * Aborting settles the call at once as `[false, null, {code: 'aborted'}]`; a
+   * late answer is counted as unmatchedResponse. An already-aborted signal sends nothing.
+   */
+  signal?: AbortSignal
 }
 
 export interface Stats extends WireStats {
@@ -85,11 +134,17 @@ export interface Stats extends WireStats {
   unknownMethods: number
   replyTooLarge: number
   replyUnencodable: number
-  dropped: Record<WireDropReason | 'handlersBusy', number>
+  handlerTimeouts: number
+  dropped: Record<WireDropReason | 'handlersBusy' | 'closing', number>
   droppedTotal: number
 }
 
 type Resolve = (r: CallResult<any>) => void
+
+/** The handler call running now, so `handlerSignal` can create its controller on demand. */
+interface HandlerContext {
+  controller: AbortController | null
+}
 
 const TIMEOUT: CallResult<never> = Object.freeze([false, null, Object.freeze({ code: 'timeout', message: 'no answer within the timeout' })]) as any
 const CLOSED: CallResult<never> = Object.freeze([false, null, Object.freeze({ code: 'closed', message: 'the protocol was closed' })]) as any
@@ -101,36 +156,55 @@ const FAILURE_BY_WIRE_CODE: Record<string, FailureCode> = {
   overloaded: 'overloaded',
   reply_too_large: 'replyTooLarge',
   reply_unencodable: 'replyUnencodable',
+  handler_timeout: 'handlerTimeout',
 }
 
-function positive(name: string, v: number | undefined, dflt: number, integer = true): number {
-  if (v === undefined) return dflt
-  if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v) || (integer && !Number.isInteger(v)))
-    throw new RPCArgumentError(`${name} must be a positive ${integer ? 'integer' : 'number'}, got ${String(v)}`)
-  return v
+/** A peer's error-reply code as a FailureCode: own keys only, so `constructor` or `__proto__` is just unknown. */
+function failureCode(wireCode: string): FailureCode {
+  return Object.hasOwn(FAILURE_BY_WIRE_CODE, wireCode) ? FAILURE_BY_WIRE_CODE[wireCode] : 'remoteError'
 }
 
-function nativeIo(choice: string | undefined): NativeIo {
-  const v = choice ?? (process.env.RPCUDP_NATIVE_IO || defaultNativeIo())
-  if (v !== 'loop' && v !== 'thread') throw new RPCArgumentError(`nativeIo must be 'loop' or 'thread', got ${JSON.stringify(v)}`)
-  return v
+/** Largest perSource.maxSources: the core links its table with u32 indices. */
+const MAX_SOURCES = 2 ** 32 - 2
+
+/** Seconds as milliseconds for an optional deadline (handlerTimeout, drain): null when absent. */
+function optionalTimeoutMs(name: string, v: unknown): number | null {
+  return v === undefined ? null : timeoutMs(name, v, 0)
 }
 
-function normaliseHost(host: string): string {
-  if (host === 'localhost') return '127.0.0.1'
-  if (isIP(host) === 0) throw new RPCArgumentError(`host must be an IP address literal, got ${JSON.stringify(host)}`)
-  return host
+interface PerSourceLimits {
+  rate: RateConfig | null
+  maxHandlers: number
 }
 
-function checkAddress(address: Address): void {
-  if (
-    !Array.isArray(address) ||
-    typeof address[0] !== 'string' ||
-    !Number.isInteger(address[1]) ||
-    address[1] < 1 ||
-    address[1] > 65535
-  )
-    throw new RPCArgumentError(`address must be [host, port], got ${JSON.stringify(address)}`)
+function perSourceLimits(o: PerSourceOptions | undefined): PerSourceLimits | null {
+  if (o === undefined) return null
+  if (o === null || typeof o !== 'object') throw new RPCArgumentError(`perSource must be an object, got ${describe(o)}`)
+  const maxSources = positive('perSource.maxSources', o.maxSources, 65536, MAX_SOURCES, true)
+  const maxHandlers = positive('perSource.maxHandlers', o.maxHandlers, Infinity, MAX_CONCURRENCY, true)
+  if (o.requestsPerSecond === undefined) {
+    if (o.burst !== undefined) throw new RPCArgumentError('perSource.burst needs perSource.requestsPerSecond')
+    return { rate: null, maxHandlers }
+  }
+  const requestsPerSecond = positive('perSource.requestsPerSecond', o.requestsPerSecond, 0, Number.MAX_VALUE, false)
+  const burst = positive('perSource.burst', o.burst, Math.max(1, 2 * requestsPerSecond), Number.MAX_VALUE, false)
+  if (burst < 1) throw new RPCArgumentError(`perSource.burst must be at least 1 (one request), got ${burst}`)
+  return { rate: { requestsPerSecond, burst, maxSources }, maxHandlers }
+}
+
+function aborted(signal: AbortSignal): CallResult<never> {
+  const reason = signal.reason instanceof Error ? `: ${signal.reason.message}` : ''
+  return [false, null, Object.freeze({ code: 'aborted' as const, message: `the call was aborted${reason}` })]
+}
+
+function nativeIo(choice: unknown): NativeIo {
+  return oneOf('nativeIo', choice ?? (process.env.RPCUDP_NATIVE_IO || defaultNativeIo()), ['loop', 'thread'])
+}
+
+function checkAddress(address: unknown): asserts address is [unknown, number] {
+  if (!Array.isArray(address) || address.length < 2)
+    throw new RPCArgumentError(`address must be [host, port], got ${describe(address)}`)
+  checkPort(address[1], false)
 }
 
 /**
@@ -146,33 +220,54 @@ export class RPCProtocol<Remote extends object = {}> {
   private readonly waitTimeoutMs: number
   private readonly maxOutstanding: number
   private readonly maxHandlers: number
+  private readonly handlerTimeoutMs: number | null
+  private readonly perSourceMaxHandlers: number
+  /** Async handlers running per source (sourceKey), when perSource.maxHandlers is set; entries go at 0. */
+  private readonly handlersBySource = new Map<string, number>()
+  /** Running async handlers whose signal was asked for, to abort at close(). */
+  private readonly signalled = new Set<AbortController>()
+  /** Calls waiting on each AbortSignal, so one listener serves them all. */
+  private readonly bySignal = new WeakMap<AbortSignal, Set<number>>()
+  private lastSignal: AbortSignal | null = null
+  private lastCalls: Set<number> | null = null
+  private current: HandlerContext | null = null
+  private bound: Address | null = null
+  private closing: Promise<void> | null = null
+  private drained: (() => void) | null = null
   private readonly errorReplies: boolean
   private readonly exposeErrors: boolean
   private readonly encoder: Encoder
   private readonly handlers = new Map<string, Handler>()
   private readonly pending = new Map<number, Resolve>()
   private readonly log = new RateLimitedLog()
-  private state: 'new' | 'binding' | 'listening' | 'closed' = 'new'
+  private state: 'new' | 'binding' | 'listening' | 'draining' | 'closed' = 'new'
+  /** Call hosts as the transport takes them; set by listen() (the socket's family decides where '' leads). */
+  private hosts: CallHosts | null = null
   private token = 0
-  private counters = { handlersRunning: 0, handlerErrors: 0, unknownMethods: 0, replyTooLarge: 0, replyUnencodable: 0, handlersBusy: 0 }
+  private counters = { handlersRunning: 0, handlerErrors: 0, unknownMethods: 0, replyTooLarge: 0, replyUnencodable: 0, handlerTimeouts: 0, handlersBusy: 0, closing: 0 }
 
   constructor(options: RPCProtocolOptions = {}) {
-    this.waitTimeoutMs = positive('waitTimeout', options.waitTimeout, 5, false) * 1000
-    const maxBodySize = positive('maxBodySize', options.maxBodySize, 8192)
-    if (maxBodySize > 65507 - 21) throw new RPCArgumentError('maxBodySize must leave room for the 21-byte header in a UDP datagram (<= 65486)')
-    this.maxOutstanding = positive('maxOutstanding', options.maxOutstanding, 262144)
-    this.maxHandlers = positive('maxHandlers', options.maxHandlers, 4096)
-    this.errorReplies = options.errorReplies ?? true
-    this.exposeErrors = options.exposeErrors ?? false
+    if (options === null || typeof options !== 'object') throw new RPCArgumentError(`options must be an object, got ${describe(options)}`)
+    this.waitTimeoutMs = timeoutMs('waitTimeout', options.waitTimeout, 5)
+    // A datagram's payload is at most 65507 bytes, 21 of them the header.
+    const maxBodySize = positive('maxBodySize', options.maxBodySize, 8192, 65507 - 21, true)
+    this.maxOutstanding = positive('maxOutstanding', options.maxOutstanding, 262144, MAX_CONCURRENCY, true)
+    this.maxHandlers = positive('maxHandlers', options.maxHandlers, 4096, MAX_CONCURRENCY, true)
+    this.handlerTimeoutMs = optionalTimeoutMs('handlerTimeout', options.handlerTimeout)
+    const perSource = perSourceLimits(options.perSource)
+    this.perSourceMaxHandlers = perSource?.maxHandlers ?? Infinity
+    this.errorReplies = boolean('errorReplies', options.errorReplies, true)
+    this.exposeErrors = boolean('exposeErrors', options.exposeErrors, false)
     this.encoder = new Encoder(maxBodySize)
     this.io = nativeIo(options.nativeIo)
     this.transport = createTransport(options.backend ?? 'auto', {
       maxBodySize,
       maxOutstanding: this.maxOutstanding,
-      checkSender: options.checkSender ?? true,
-      recvBufferSize: positive('recvBufferSize', options.recvBufferSize, 4 << 20),
-      sendBufferSize: positive('sendBufferSize', options.sendBufferSize, 4 << 20),
+      checkSender: boolean('checkSender', options.checkSender, true),
+      recvBufferSize: positive('recvBufferSize', options.recvBufferSize, 4 << 20, MAX_SOCKET_BUFFER, true),
+      sendBufferSize: positive('sendBufferSize', options.sendBufferSize, 4 << 20, MAX_SOCKET_BUFFER, true),
       nativeIo: this.io,
+      perSource: perSource?.rate ?? null,
     })
     this.call = this.makeCallProxy()
   }
@@ -187,23 +282,49 @@ export class RPCProtocol<Remote extends object = {}> {
     return this.transport.backend === 'native' ? this.io : undefined
   }
 
-  /** Binds the UDP socket; port 0 picks a free one. Resolves to the bound [host, port]. */
-  async listen(port = 0, host = '0.0.0.0'): Promise<Address> {
-    if (this.state === 'closed') throw closedError()
+  /**
+   * Binds the UDP socket; port 0 picks a free one. `host` is an IP literal
+   * (IPv6 with a zone, `fe80::1%eth0`, for link-local), `localhost`
+   * (127.0.0.1) or '' (every IPv4 interface). Resolves to the bound [host, port].
+   */
+  async listen(port: number = 0, host: string = '0.0.0.0'): Promise<Address> {
+    if (this.state === 'closed' || this.state === 'draining') throw closedError()
     if (this.state !== 'new') throw new RPCArgumentError('listen() was already called')
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RPCArgumentError(`port must be 0..65535, got ${port}`)
-    const h = normaliseHost(host)
+    checkPort(port, true)
+    const h = bindHost(host)
     this.state = 'binding'
     try {
       const bound = await this.transport.bind(port, h, this.sink)
+      this.hosts = new CallHosts(isIPv6(h))
       // close() may have run while the bind was in flight
       if ((this.state as string) === 'closed') throw closedError()
       this.state = 'listening'
-      return bound
+      this.bound = bound
+      return [...bound]
     } catch (err) {
       if (this.state === 'binding') this.state = 'new'
       throw err
     }
+  }
+
+  /** The bound [host, port], or null before listen() and after close(), like dgram's address(). */
+  address(): Address | null {
+    return this.bound && [this.bound[0], this.bound[1]]
+  }
+
+  /**
+   * The AbortSignal of the handler being invoked now; it fires when the handler
+   * runs past handlerTimeout or the protocol closes. Read it in the handler's
+   * synchronous part (before its first await), e.g. `const signal = this.handlerSignal`
+   * in an `rpc_<name>` method or `proto.handlerSignal` in a `handle()` function;
+   * the handler keeps its `(sender, ...args)` signature. Outside a handler it
+   * throws RPCStateError. It costs nothing to handlers that never read it.
+   */
+  get handlerSignal(): AbortSignal {
+    const ctx = this.current
+    if (ctx === null) throw new RPCStateError('ERR_RPC_NO_HANDLER', 'handlerSignal is only available while a handler is being invoked')
+    ctx.controller ??= new AbortController()
+    return ctx.controller.signal
   }
 
   /** Registers a handler for `name` without subclassing; it takes precedence over an `rpc_<name>` method. */
@@ -234,39 +355,137 @@ export class RPCProtocol<Remote extends object = {}> {
     return this
   }
 
-  /** Settles every outstanding call as `[false, null, {code: 'closed'}]` and releases the socket. */
-  async close(): Promise<void> {
-    if (this.state === 'closed') return
+  /**
+   * Settles every outstanding call as `[false, null, {code: 'closed'}]`, fires
+   * running handlers' signals and releases the socket. With `drain`, first
+   * refuses new requests and waits up to `drain` seconds for running handlers
+   * to answer and outstanding calls to settle.
+   */
+  close(options: CloseOptions = {}): Promise<void> {
+    try {
+      return this.startClose(options)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+  }
+
+  private startClose(options: CloseOptions): Promise<void> {
+    if (this.closing !== null) return this.closing
+    if (this.state === 'closed') return Promise.resolve()
+    if (options === null || typeof options !== 'object') throw new RPCArgumentError('close() takes { drain?: seconds }')
+    const drainMs = options.drain === 0 ? null : optionalTimeoutMs('drain', options.drain)
+    if (drainMs === null || this.state !== 'listening') {
+      this.shutdown()
+      return Promise.resolve()
+    }
+    this.state = 'draining'
+    this.closing = new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer)
+        this.drained = null
+        resolve()
+      }
+      const timer = setTimeout(done, drainMs)
+      this.drained = done
+      this.checkDrained()
+    }).then(() => this.shutdown())
+    return this.closing
+  }
+
+  private shutdown() {
     const wasOpen = this.state !== 'new'
     this.state = 'closed'
+    this.bound = null
     if (wasOpen) this.transport.close()
     const pending = [...this.pending.values()]
     this.pending.clear()
     for (const resolve of pending) resolve(CLOSED)
+    for (const controller of this.signalled) controller.abort(closedError())
+    this.signalled.clear()
+    this.lastSignal = null
+    this.lastCalls = null
+  }
+
+  /** While draining: close as soon as nothing is left to wait for. */
+  private checkDrained() {
+    if (this.drained !== null && this.pending.size === 0 && this.counters.handlersRunning === 0) this.drained()
   }
 
   stats(): Stats {
     const wire = this.transport.stats()
-    const { handlersBusy, ...rest } = this.counters
-    const dropped = { ...wire.dropped, handlersBusy }
+    const { handlersBusy, closing, ...rest } = this.counters
+    const dropped = { ...wire.dropped, handlersBusy, closing }
     let droppedTotal = 0
     for (const k in dropped) droppedTotal += dropped[k as keyof typeof dropped]
     return { ...wire, ...rest, outstanding: this.pending.size, dropped, droppedTotal }
   }
 
+  private get open(): boolean {
+    return this.state === 'listening' || this.state === 'draining'
+  }
+
   private startCall(address: Address, name: string, args: readonly unknown[], options?: CallOptions): Promise<CallResult<any>> {
     if (this.state !== 'listening') throw this.state === 'closed' ? closedError() : notListening()
     checkAddress(address)
+    const host = this.hosts!.resolve(address[0])
     if (typeof name !== 'string') throw new RPCArgumentError('method name must be a string')
     if (!Array.isArray(args)) throw new RPCArgumentError('args must be an array')
+    if (options !== undefined && (options === null || typeof options !== 'object'))
+      throw new RPCArgumentError(`call options must be an object, got ${describe(options)}`)
+    const waitMs = options?.timeout === undefined ? this.waitTimeoutMs : timeoutMs('timeout', options.timeout, 0)
+    const signal = options?.signal
+    if (signal !== undefined && !(signal instanceof AbortSignal))
+      throw new RPCArgumentError(`signal must be an AbortSignal, got ${describe(signal)}`)
+    if (signal?.aborted) return Promise.resolve(aborted(signal))
     if (this.pending.size >= this.maxOutstanding) throw new RPCOverloadedError(this.maxOutstanding)
-    const timeoutMs = options?.timeout === undefined ? this.waitTimeoutMs : positive('timeout', options.timeout, 0, false) * 1000
     const len = this.encoder.encodeRequest(name, args)
     let token = (this.token + 1) >>> 0
     while (this.pending.has(token)) token = (token + 1) >>> 0
     this.token = token
-    this.transport.call(address[0], address[1], this.encoder.bytes, len, timeoutMs, token)
-    return new Promise<CallResult<any>>((resolve) => this.pending.set(token, resolve))
+    this.transport.call(host, address[1], this.encoder.bytes, len, waitMs, token)
+    if (signal === undefined) return new Promise<CallResult<any>>((resolve) => this.pending.set(token, resolve))
+    const waiting = this.callsOn(signal)
+    waiting.add(token)
+    return new Promise<CallResult<any>>((resolve) =>
+      this.pending.set(token, (r) => {
+        waiting.delete(token)
+        resolve(r)
+      }),
+    )
+  }
+
+  /**
+   * The calls waiting on `signal`. One abort listener per signal serves them
+   * all, however many share it: adding an EventTarget listener costs
+   * microseconds, a Set entry nanoseconds.
+   */
+  private callsOn(signal: AbortSignal): Set<number> {
+    // A lookup's calls share a signal: skip the WeakMap for a run of them.
+    if (signal === this.lastSignal) return this.lastCalls!
+    let tokens = this.bySignal.get(signal)
+    if (tokens === undefined) {
+      const waiting = new Set<number>()
+      signal.addEventListener('abort', () => this.abortCalls(signal, waiting))
+      this.bySignal.set(signal, waiting)
+      tokens = waiting
+    }
+    this.lastSignal = signal
+    this.lastCalls = tokens
+    return tokens
+  }
+
+  /** `signal` fired: its calls settle as 'aborted' and the transport forgets them, so a late answer is unmatched. */
+  private abortCalls(signal: AbortSignal, tokens: Set<number>) {
+    const result = aborted(signal)
+    for (const token of [...tokens]) {
+      const resolve = this.pending.get(token)
+      if (resolve === undefined) continue
+      this.pending.delete(token)
+      this.transport.cancel(token)
+      resolve(result)
+    }
+    tokens.clear()
+    this.checkDrained()
   }
 
   private makeCallProxy(): CallProxy<Remote> {
@@ -295,7 +514,7 @@ export class RPCProtocol<Remote extends object = {}> {
     onRequest: (id, sender, name, args) => this.serve(id, sender, name, args),
     onResponse: (token, value) => this.settle(token, [true, value]),
     onErrorReply: (token, code, message) =>
-      this.settle(token, [false, null, Object.freeze({ code: FAILURE_BY_WIRE_CODE[code] ?? 'remoteError', message })]),
+      this.settle(token, [false, null, Object.freeze({ code: failureCode(code), message, remoteCode: code })]),
     onTimeout: (token) => this.settle(token, TIMEOUT),
   }
 
@@ -304,9 +523,14 @@ export class RPCProtocol<Remote extends object = {}> {
     if (resolve === undefined) return // settled by close() already
     this.pending.delete(token)
     resolve(result)
+    if (this.drained !== null) this.checkDrained()
   }
 
   private serve(id: Buffer, sender: Address, name: string, args: unknown[]) {
+    if (this.state === 'draining') {
+      this.counters.closing++
+      return
+    }
     const handler = this.findHandler(name)
     if (handler === undefined) {
       this.counters.unknownMethods++
@@ -317,6 +541,17 @@ export class RPCProtocol<Remote extends object = {}> {
       this.counters.handlersBusy++
       return this.fail(id, sender, 'overloaded', `${this.maxHandlers} handlers already running`)
     }
+    let source: string | null = null
+    if (this.perSourceMaxHandlers !== Infinity) {
+      source = sourceKey(sender[0])
+      if ((this.handlersBySource.get(source) ?? 0) >= this.perSourceMaxHandlers) {
+        this.counters.handlersBusy++
+        return this.fail(id, sender, 'overloaded', `${this.perSourceMaxHandlers} handlers already running for this source`)
+      }
+    }
+    const ctx: HandlerContext = { controller: null }
+    const outer = this.current
+    this.current = ctx
     let result: unknown
     let thenable: boolean
     try {
@@ -325,24 +560,62 @@ export class RPCProtocol<Remote extends object = {}> {
       thenable = result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function'
     } catch (err) {
       return this.handlerFailed(id, sender, name, err)
+    } finally {
+      this.current = outer
     }
-    if (thenable) {
-      this.counters.handlersRunning++
-      Promise.resolve(result).then(
-        (value) => {
-          this.counters.handlersRunning--
-          this.answer(id, sender, value)
-        },
-        (err) => {
-          this.counters.handlersRunning--
-          this.handlerFailed(id, sender, name, err)
-        },
-      )
-    } else this.answer(id, sender, result)
+    if (thenable) this.await(id, sender, name, result as PromiseLike<unknown>, ctx.controller, source)
+    else this.answer(id, sender, result)
+  }
+
+  /** Holds a handler slot (and its source's) until `result` settles or handlerTimeout frees it; whichever comes first answers. */
+  private await(id: Buffer, sender: Address, name: string, result: PromiseLike<unknown>, controller: AbortController | null, source: string | null) {
+    this.counters.handlersRunning++
+    if (source !== null) this.handlersBySource.set(source, (this.handlersBySource.get(source) ?? 0) + 1)
+    if (controller !== null) this.signalled.add(controller)
+    let timer: NodeJS.Timeout | null = null
+    let released = false
+    /** Frees the slot once; false if it was freed already (the late outcome is discarded). */
+    const release = (): boolean => {
+      if (released) return false
+      released = true
+      this.counters.handlersRunning--
+      if (source !== null) {
+        const n = this.handlersBySource.get(source)! - 1
+        if (n === 0) this.handlersBySource.delete(source)
+        else this.handlersBySource.set(source, n)
+      }
+      if (controller !== null) this.signalled.delete(controller)
+      if (timer !== null) clearTimeout(timer)
+      return true
+    }
+    const ms = this.handlerTimeoutMs
+    if (ms !== null) {
+      timer = setTimeout(() => {
+        if (!release()) return
+        this.counters.handlerTimeouts++
+        controller?.abort(new RPCError('ERR_RPC_HANDLER_TIMEOUT', `the handler ran past handlerTimeout (${ms / 1000} s)`))
+        this.log.log(`handler ${JSON.stringify(name)} ran past handlerTimeout (${ms / 1000} s)`)
+        this.fail(id, sender, 'handler_timeout', `no answer within ${ms / 1000} s`)
+        this.checkDrained()
+      }, ms)
+      timer.unref()
+    }
+    Promise.resolve(result).then(
+      (value) => {
+        if (!release()) return
+        this.answer(id, sender, value)
+        this.checkDrained()
+      },
+      (err) => {
+        if (!release()) return
+        this.handlerFailed(id, sender, name, err)
+        this.checkDrained()
+      },
+    )
   }
 
   private answer(id: Buffer, sender: Address, value: unknown) {
-    if (this.state !== 'listening') return
+    if (!this.open) return
     let len: number
     try {
       len = this.encoder.encode(value)
@@ -365,7 +638,7 @@ export class RPCProtocol<Remote extends object = {}> {
   }
 
   private fail(id: Buffer, sender: Address, code: string, message: string) {
-    if (this.errorReplies && this.state === 'listening') this.transport.replyError(id, sender[0], sender[1], code, message.slice(0, 256))
+    if (this.errorReplies && this.open) this.transport.replyError(id, sender[0], sender[1], code, message.slice(0, 256))
   }
 }
 

@@ -8,6 +8,16 @@ import { DROP_REASONS } from './wire-names'
 
 export type BackendName = 'native' | 'pure'
 
+/** A per-source token bucket on incoming requests (crates/rpcudp-core/src/limits.rs, src/pure/limits.ts). */
+export interface RateConfig {
+  /** Tokens added per second to each source's bucket. */
+  requestsPerSecond: number
+  /** A bucket's capacity, and its content when a source is first seen. */
+  burst: number
+  /** Sources tracked at once; beyond it the least recently seen is forgotten. */
+  maxSources: number
+}
+
 export interface TransportOptions {
   maxBodySize: number
   maxOutstanding: number
@@ -16,6 +26,8 @@ export interface TransportOptions {
   sendBufferSize: number
   /** Native only: receive on Node's event loop ('loop') or on the Rust runtime thread ('thread'). */
   nativeIo: 'loop' | 'thread'
+  /** Per-source token bucket on incoming requests (native: enforced in Rust); null: no limit. */
+  perSource: RateConfig | null
 }
 
 export type Address = [host: string, port: number]
@@ -47,13 +59,15 @@ export interface WireStats {
   socketErrors: number
   recvBufferSize: number
   sendBufferSize: number
+  /** Sources the per-source rate limit tracks now (bounded by its maxSources; 0 without one). */
+  sourcesTracked: number
 }
 
 /** Every reason a datagram is dropped (defined in the Rust core; see src/wire-names.ts). */
 export type DropReason = (typeof DROP_REASONS)[number]
-/** The reasons a transport counts; `handlersBusy` is RPCProtocol's, since handlers run in JavaScript. */
-export type WireDropReason = Exclude<DropReason, 'handlersBusy'>
-export const WIRE_DROP_REASONS = DROP_REASONS.filter((r): r is WireDropReason => r !== 'handlersBusy')
+/** The reasons a transport counts; `handlersBusy` and `closing` are RPCProtocol's, since handlers run in JavaScript. */
+export type WireDropReason = Exclude<DropReason, 'handlersBusy' | 'closing'>
+export const WIRE_DROP_REASONS = DROP_REASONS.filter((r): r is WireDropReason => r !== 'handlersBusy' && r !== 'closing')
 
 export interface Transport {
   readonly backend: BackendName
@@ -63,6 +77,8 @@ export interface Transport {
   reply(id: Buffer, host: string, port: number, body: Buffer, len: number): void
   /** An error reply (type 0x02, body `[code, message]`, the message cut to fit maxBodySize). */
   replyError(id: Buffer, host: string, port: number, code: string, message: string): void
+  /** Forgets the outstanding call `token`: no event for it follows, and an answer to it is counted as unmatchedResponse. */
+  cancel(token: number): void
   /** Stops the socket; outstanding calls produce no further events. */
   close(): void
   ref(): void

@@ -202,4 +202,23 @@ function statsAndErrors() {
   expectType<RPCError>(new RPCBackendError('x'))
 }
 
-export { typedProxy, untyped, handlers, options, statsAndErrors }
+async function controls(proto: RPCProtocol) {
+  const ac = new AbortController()
+  const r = await proto.callRemote(addr, 'find_node', [1], { timeout: 2, signal: ac.signal })
+  if (!r[0]) expectType<'aborted' | 'handlerTimeout' extends FailureCode ? true : false>(true)
+  // @ts-expect-error a signal is an AbortSignal
+  proto.callRemote(addr, 'x', [], { signal: {} })
+  new RPCProtocol({ handlerTimeout: 10, perSource: { requestsPerSecond: 200, burst: 400, maxHandlers: 32, maxSources: 65536 } })
+  // @ts-expect-error perSource is an object of numbers
+  new RPCProtocol({ perSource: { requestsPerSecond: '200' } })
+  expectType<Address | null>(proto.address())
+  expectType<Promise<void>>(proto.close({ drain: 2 }))
+  expectType<AbortSignal>(proto.handlerSignal)
+  const s = proto.stats()
+  expectType<number>(s.dropped.rateLimited)
+  expectType<number>(s.dropped.closing)
+  expectType<number>(s.handlerTimeouts)
+  expectType<number>(s.sourcesTracked)
+}
+
+export { typedProxy, untyped, handlers, options, statsAndErrors, controls }

@@ -39,26 +39,39 @@ function bindDgram() {
 
 // ---------------------------------------------------------------- rpcudp
 
-function rpcudpServer(backend, nativeIo) {
+/**
+ * The controls of issue 12 switched on with limits no benchmark reaches, so
+ * only their cost shows: every request goes through the per-source token
+ * bucket (in Rust on native) and the per-source handler count, and every call
+ * carries an AbortSignal, a fresh one every BENCH_CALLS_PER_SIGNAL calls
+ * (default 16, a lookup's worth; 1 is the worst case, a controller per call).
+ */
+const CONTROLS = { perSource: { requestsPerSecond: 1e9, burst: 1e9, maxHandlers: 1e6 } }
+const CALLS_PER_SIGNAL = Math.max(1, Number(process.env.BENCH_CALLS_PER_SIGNAL) || 16)
+
+function rpcudpServer(backend, nativeIo, controls = false) {
   return async () => {
     const { RPCProtocol } = rpcudp()
-    const proto = new RPCProtocol({ backend, nativeIo })
+    const proto = new RPCProtocol({ backend, nativeIo, ...(controls ? CONTROLS : {}) })
     proto.handle('echo', (_sender, value) => value)
     const [, port] = await proto.listen(0, HOST)
     return { port, close: () => proto.close(), stats: () => proto.stats() }
   }
 }
 
-function rpcudpClient(backend, nativeIo) {
+function rpcudpClient(backend, nativeIo, controls = false) {
   return async (port, { timeoutMs }) => {
     const { RPCProtocol } = rpcudp()
-    const proto = new RPCProtocol({ backend, nativeIo, waitTimeout: timeoutMs / 1000 })
+    const proto = new RPCProtocol({ backend, nativeIo, waitTimeout: timeoutMs / 1000, ...(controls ? CONTROLS : {}) })
     await proto.listen(0, HOST)
     const address = [HOST, port]
     const args = [PAYLOAD] // encoded synchronously by callRemote, so one array serves every call
+    let calls = 0
+    let options
     return {
       call(done) {
-        proto.callRemote(address, 'echo', args).then((r) => {
+        if (controls && calls++ % CALLS_PER_SIGNAL === 0) options = { signal: new AbortController().signal }
+        proto.callRemote(address, 'echo', args, options).then((r) => {
           if (r[0]) done(r[1] !== null && r[1].length === 32 ? OK : ERROR)
           else done(r[2].code === 'timeout' ? TIMEOUT : ERROR)
         })
@@ -192,6 +205,7 @@ async function dhtClient(port, { maxInflight }) {
 const SYSTEMS = {
   native: [rpcudpServer('native'), rpcudpClient('native')],
   'native-thread': [rpcudpServer('native', 'thread'), rpcudpClient('native', 'thread')],
+  'native-controls': [rpcudpServer('native', undefined, true), rpcudpClient('native', undefined, true)],
   pure: [rpcudpServer('pure'), rpcudpClient('pure')],
   dgram: [dgramServer, dgramClient],
   krpc: [krpcServer, krpcClient],

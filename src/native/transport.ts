@@ -8,18 +8,31 @@ import { formatIPv6 } from './ipv6'
 /** The addon's surface (crates/rpcudp-node); binding.d.ts has the generated types. */
 export interface NativeBinding {
   NativeSocket: new () => NativeSocketHandle
+  /** The interface name of an IPv6 scope id (its number if it has none). */
+  interfaceName(index: number): string
 }
 
 interface NativeSocketHandle {
   bind(
     host: string,
     port: number,
-    options: { maxBody: number; maxOutstanding: number; checkSender: boolean; recvBuffer: number; sendBuffer: number; io: string },
+    options: {
+      maxBody: number
+      maxOutstanding: number
+      checkSender: boolean
+      recvBuffer: number
+      sendBuffer: number
+      io: string
+      ratePerSecond?: number
+      rateBurst?: number
+      maxSources?: number
+    },
     onEvents: (batch: Buffer, length?: number) => void,
   ): { host: string; port: number }
   call(host: string, port: number, body: Buffer, len: number, timeoutMs: number, token: number): void
   reply(id: Buffer, host: string, port: number, body: Buffer, len: number): void
   replyError(id: Buffer, host: string, port: number, code: string, message: string): void
+  cancel(token: number): boolean
   flush(): void
   stats(): Omit<WireStats, 'dropped' | 'socketErrors'> & { dropped: Record<string, number> }
   ref(): void
@@ -35,14 +48,8 @@ const TIMEOUT = 3
 const DROPPED = 4
 const SOCKET_ERROR = 5
 
-/** The `addr` record at `at`: u8 family (4|6), 4 or 16 address bytes, u16 port. */
-function readAddress(batch: Buffer, at: number): Address {
-  if (batch[at] === 4) return [`${batch[at + 1]}.${batch[at + 2]}.${batch[at + 3]}.${batch[at + 4]}`, batch.readUInt16LE(at + 5)]
-  return [formatIPv6(batch, at + 1), batch.readUInt16LE(at + 17)]
-}
-
 function addressEnd(batch: Buffer, at: number): number {
-  return at + (batch[at] === 4 ? 7 : 19)
+  return at + (batch[at] === 4 ? 7 : 23)
 }
 
 type NativeErrorCode = (typeof NATIVE_ERROR_CODES)[number]
@@ -80,6 +87,8 @@ export class NativeTransport implements Transport {
   private refed = true
   private readonly decoder = new Decoder()
   private readonly log = new RateLimitedLog()
+  /** `%zone` by IPv6 scope id: link-local senders are few, and naming one is a system call. */
+  private readonly zones = new Map<number, string>()
   /** Rust validated every body already; these count anything the JS decoder still refuses (a mapping bug). */
   private readonly jsDropped: Partial<Record<WireDropReason, number>> = {}
   private socketErrors = 0
@@ -116,6 +125,9 @@ export class NativeTransport implements Transport {
           recvBuffer: o.recvBufferSize,
           sendBuffer: o.sendBufferSize,
           io: o.nativeIo,
+          ratePerSecond: o.perSource?.requestsPerSecond,
+          rateBurst: o.perSource?.burst,
+          maxSources: o.perSource?.maxSources,
         },
         (batch, length) => this.onBatch(batch, length ?? batch.length),
       )
@@ -171,6 +183,10 @@ export class NativeTransport implements Transport {
     }
   }
 
+  cancel(token: number): void {
+    this.socket?.cancel(token)
+  }
+
   close(): void {
     const socket = this.socket
     if (socket === null) return
@@ -193,7 +209,7 @@ export class NativeTransport implements Transport {
   stats(): WireStats {
     if (this.socket === null && this.closedStats !== null) return { ...this.closedStats, outstanding: 0, socketErrors: this.socketErrors }
     const s = this.socket?.stats()
-    // The core also has a handlersBusy reason; in Node, RPCProtocol counts that one.
+    // The core also has handlersBusy and closing reasons; in Node, RPCProtocol counts those.
     const dropped = {} as Record<WireDropReason, number>
     for (const r of WIRE_DROP_REASONS) dropped[r] = (s?.dropped[r] ?? 0) + (this.jsDropped[r] ?? 0)
     return {
@@ -209,7 +225,25 @@ export class NativeTransport implements Transport {
       socketErrors: this.socketErrors,
       recvBufferSize: s?.recvBufferSize ?? 0,
       sendBufferSize: s?.sendBufferSize ?? 0,
+      sourcesTracked: s?.sourcesTracked ?? 0,
     }
+  }
+
+  /** The `addr` record at `at`: u8 family (4|6), 4 or 16 address bytes, u16 port, then for IPv6 a u32 scope id. */
+  private readAddress(batch: Buffer, at: number): Address {
+    if (batch[at] === 4) return [`${batch[at + 1]}.${batch[at + 2]}.${batch[at + 3]}.${batch[at + 4]}`, batch.readUInt16LE(at + 5)]
+    const scope = batch.readUInt32LE(at + 19)
+    const host = formatIPv6(batch, at + 1)
+    return [scope === 0 ? host : `${host}%${this.zone(scope)}`, batch.readUInt16LE(at + 17)]
+  }
+
+  private zone(scope: number): string {
+    let name = this.zones.get(scope)
+    if (name === undefined) {
+      name = this.binding.interfaceName(scope)
+      this.zones.set(scope, name)
+    }
+    return name
   }
 
   /**
@@ -230,7 +264,7 @@ export class NativeTransport implements Transport {
         continue
       }
       if (tag === DROPPED) {
-        const [host, port] = readAddress(batch, p + 2)
+        const [host, port] = this.readAddress(batch, p + 2)
         this.log.log(`dropped datagram (${DROP_REASONS[batch[p + 1]]}) from ${host}:${port}`)
         p = addressEnd(batch, p + 2)
         continue
@@ -247,7 +281,7 @@ export class NativeTransport implements Transport {
       if (tag === REQUEST) {
         id = Buffer.allocUnsafe(20)
         batch.copy(id, 0, p + 1, p + 21)
-        sender = readAddress(batch, p + 21)
+        sender = this.readAddress(batch, p + 21)
         p = addressEnd(batch, p + 21)
       } else {
         token = batch.readUInt32LE(p + 1)

@@ -1,8 +1,8 @@
 import { randomFillSync } from 'node:crypto'
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram'
-import { isIP, isIPv6 } from 'node:net'
+import { isIPv4, isIPv6 } from 'node:net'
 import { DecodeFailure, Decoder, Encoder } from '../codec'
-import { RPCArgumentError, RPCSocketError } from '../errors'
+import { RPCSocketError } from '../errors'
 import { RateLimitedLog } from '../log'
 import {
   WIRE_DROP_REASONS,
@@ -14,7 +14,8 @@ import {
   type WireStats,
 } from '../transport'
 import { DeadlineWheel, type WheelNode } from './wheel'
-import { canonicalHost, fromMappedV4 } from './address'
+import { canonicalHost, fromMappedV4, withoutZone } from '../address'
+import { SourceLimiter } from './limits'
 
 const HEADER = 21
 const MIN_DATAGRAM = 22
@@ -30,6 +31,7 @@ interface Outstanding extends WheelNode {
   /** The request as sent; its bytes 1..21 are the id an answer must carry. */
   datagram: Buffer
   token: number
+  /** Who may answer: the target without its zone (see withoutZone). */
   host: string
   port: number
 }
@@ -48,6 +50,9 @@ export class PureTransport implements Transport {
   private granted: [number, number] = [0, 0]
   /** Keyed by 30 bits of the random id (a small integer key is cheapest); the full id is compared on match. */
   private readonly table = new Map<number, Outstanding>()
+  /** The same calls by token, for cancel(). */
+  private readonly byToken = new Map<number, Outstanding>()
+  private readonly limiter: SourceLimiter | null
   private readonly wheel = new DeadlineWheel<Outstanding>(performance.now(), TICK_MS)
   private timer: NodeJS.Timeout | null = null
   private readonly decoder = new Decoder()
@@ -55,10 +60,10 @@ export class PureTransport implements Transport {
   private readonly log = new RateLimitedLog()
   private idPool = Buffer.alloc(0)
   private idPos = 0
-  // The last host routed, memoised: most traffic goes to few peers, and isIP is a regex.
+  // The last host routed, memoised: most traffic goes to few peers, and isIPv4 is a regex.
   private lastHost = ''
   private lastTarget = ''
-  private lastCanonical = ''
+  private lastAnswerer = ''
   private readonly counters = {
     requestsSent: 0,
     requestsReceived: 0,
@@ -73,6 +78,7 @@ export class PureTransport implements Transport {
 
   constructor(private readonly options: TransportOptions) {
     this.errorEncoder = new Encoder(options.maxBodySize)
+    this.limiter = options.perSource && new SourceLimiter(options.perSource)
   }
 
   bind(port: number, host: string, sink: TransportSink): Promise<Address> {
@@ -130,7 +136,7 @@ export class PureTransport implements Transport {
       key,
       datagram,
       token,
-      host: this.lastCanonical,
+      host: this.lastAnswerer,
       port,
       deadline: performance.now() + timeoutMs,
       wheelPrev: null,
@@ -138,6 +144,7 @@ export class PureTransport implements Transport {
       wheelSlot: 0,
     }
     this.table.set(key, entry)
+    this.byToken.set(token, entry)
     this.wheel.insert(entry)
     if (this.timer === null) this.startTimer()
     this.counters.requestsSent++
@@ -157,10 +164,18 @@ export class PureTransport implements Transport {
     this.send(ERROR, id, this.errorEncoder.bytes, len, port)
   }
 
+  cancel(token: number): void {
+    const entry = this.byToken.get(token)
+    if (entry === undefined) return
+    this.forget(entry)
+    this.wheel.remove(entry)
+  }
+
   close(): void {
     if (this.timer) clearInterval(this.timer)
     this.timer = null
     this.table.clear()
+    this.byToken.clear()
     this.wheel.clear(() => {})
     const socket = this.socket
     this.socket = null
@@ -180,22 +195,26 @@ export class PureTransport implements Transport {
 
   stats(): WireStats {
     const [recvBufferSize, sendBufferSize] = this.granted
-    return { ...this.counters, outstanding: this.table.size, dropped: { ...this.dropped }, recvBufferSize, sendBufferSize }
+    return {
+      ...this.counters,
+      outstanding: this.table.size,
+      dropped: { ...this.dropped },
+      recvBufferSize,
+      sendBufferSize,
+      sourcesTracked: this.limiter?.size ?? 0,
+    }
   }
 
   /**
    * Sets lastTarget (where to send: an IPv4 peer is reached from a dual-stack
-   * IPv6 socket through its mapped form) and lastCanonical (how answers from it
-   * are recognised) for `host`.
+   * IPv6 socket through its mapped form) and lastAnswerer (how answers from it
+   * are recognised) for `host`, which RPCProtocol has already normalised
+   * (CallHosts) or this transport reported as a sender.
    */
   private route(host: string): void {
     if (host === this.lastHost) return
-    // IP literals only, as on the native backend: a DNS lookup per call has no place on a DHT's hot path.
-    const family = isIP(host)
-    if (family === 0) throw new RPCArgumentError(`host must be an IP address literal, got ${JSON.stringify(host)}`)
-    if (family === 6 && !this.v6) throw new RPCArgumentError(`cannot reach IPv6 peer ${host} from a socket bound to IPv4`)
-    this.lastTarget = this.v6 && family === 4 ? '::ffff:' + host : host
-    this.lastCanonical = family === 6 ? canonicalHost(host) : host
+    this.lastTarget = this.v6 && isIPv4(host) ? '::ffff:' + host : host
+    this.lastAnswerer = withoutZone(host)
     this.lastHost = host
   }
 
@@ -232,7 +251,7 @@ export class PureTransport implements Transport {
 
   private expire() {
     this.wheel.expire(performance.now(), (entry) => {
-      this.table.delete(entry.key)
+      this.forget(entry)
       this.counters.timeouts++
       this.sink?.onTimeout(entry.token)
     })
@@ -240,6 +259,11 @@ export class PureTransport implements Transport {
       clearInterval(this.timer)
       this.timer = null
     }
+  }
+
+  private forget(entry: Outstanding) {
+    this.table.delete(entry.key)
+    this.byToken.delete(entry.token)
   }
 
   private drop(reason: WireDropReason, detail: string) {
@@ -252,6 +276,9 @@ export class PureTransport implements Transport {
     if (msg.length < MIN_DATAGRAM) return this.drop('tooShort', `${msg.length} bytes from ${rinfo.address}:${rinfo.port}`)
     const type = msg[0]
     if (type > ERROR) return this.drop('unknownType', `type ${type} from ${rinfo.address}:${rinfo.port}`)
+    // Before decoding, as in the core: a flood must not buy validation work. No reply: a reply amplifies.
+    if (type === REQUEST && this.limiter !== null && !this.limiter.admit(performance.now(), fromMappedV4(rinfo.address)))
+      return this.drop('rateLimited', `request from ${rinfo.address}:${rinfo.port} beyond its source's rate`)
     let body: unknown
     try {
       body = this.decoder.decode(msg, HEADER, msg.length)
@@ -272,7 +299,7 @@ export class PureTransport implements Transport {
       return this.drop('unmatchedResponse', `unknown, late or duplicate id from ${rinfo.address}:${rinfo.port}`)
     if (this.options.checkSender && (entry.port !== rinfo.port || entry.host !== senderHost(rinfo)))
       return this.drop('wrongSender', `answer for ${entry.host}:${entry.port} came from ${rinfo.address}:${rinfo.port}`)
-    this.table.delete(entry.key)
+    this.forget(entry)
     this.wheel.remove(entry)
     if (type === RESPONSE) {
       this.counters.responsesReceived++
@@ -285,9 +312,9 @@ export class PureTransport implements Transport {
   }
 }
 
-/** A sender's host as route() spells it, for the sender check. */
+/** A sender's host as route() spells an answerer, for the sender check. */
 function senderHost(rinfo: RemoteInfo): string {
-  return rinfo.family === 'IPv4' ? rinfo.address : canonicalHost(fromMappedV4(rinfo.address))
+  return rinfo.family === 'IPv4' ? rinfo.address : withoutZone(canonicalHost(fromMappedV4(rinfo.address)))
 }
 
 /**

@@ -3,7 +3,6 @@
 
 use std::cell::RefCell;
 use std::io;
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -59,7 +58,9 @@ async fn run(shared: &Shared, io: Option<&UdpSocket>) {
             next
         };
         if !expired.is_empty() {
-            shared.events.push(|ev| expired.drain(..).for_each(|t| ev.push_timeout(t)));
+            shared
+                .events
+                .push(|ev| expired.drain(..).for_each(|t| ev.push_timeout(t)));
             shared.events.notify();
         }
         let backlogged = shared.events.backlogged();
@@ -123,7 +124,7 @@ pub(crate) fn receive_burst(
         let mut ep = lock(&shared.endpoint);
         (0..inbox.discarded()).for_each(|_| ep.count_drop(DropReason::Oversize));
         for (datagram, from) in inbox.iter() {
-            let from = SocketAddr::new(from.ip().to_canonical(), from.port());
+            let from = crate::address::canonical(from);
             let incoming = match ep.classify(now, from, datagram) {
                 Ok(incoming) => incoming,
                 Err(reason) => {

@@ -10,6 +10,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::error::Error;
+use crate::limits::{RateConfig, SourceLimiter};
 use crate::msgpack;
 use crate::stats::{DropReason, Stats};
 use crate::table::{Call, Table};
@@ -32,6 +33,8 @@ pub struct Config {
     pub check_sender: bool,
     /// Granularity of deadlines; a timeout fires up to one tick late, never early.
     pub tick: Duration,
+    /// Per-source token bucket applied to incoming requests; `None`: no limit.
+    pub per_source: Option<RateConfig>,
 }
 
 impl Default for Config {
@@ -42,6 +45,7 @@ impl Default for Config {
             max_outstanding: 1_000_000,
             check_sender: true,
             tick: Duration::from_millis(1),
+            per_source: None,
         }
     }
 }
@@ -77,17 +81,20 @@ pub struct Endpoint {
     // output. ChaCha costs nanoseconds per id.
     rng: StdRng,
     stats: Stats,
+    limiter: Option<SourceLimiter>,
 }
 
 impl Endpoint {
     pub fn new(mut config: Config, now: Instant) -> Self {
         config.max_body = config.max_body.min(MAX_DATAGRAM - HEADER_LEN);
         let table = Table::new(now, config.tick);
+        let limiter = config.per_source.clone().map(SourceLimiter::new);
         Endpoint {
             config,
             table,
             rng: StdRng::from_entropy(),
             stats: Stats::default(),
+            limiter,
         }
     }
 
@@ -151,16 +158,23 @@ impl Endpoint {
     /// counted under its `DropReason`. A matched response or error reply
     /// settles its call at once, so a duplicate of it is unmatched.
     ///
-    /// Time plays no part in classification (`_now` keeps the sans-IO calling
-    /// convention): a call past its deadline that `expire` has not reported yet
-    /// may still be answered, and then never times out.
+    /// A request beyond its source's rate (`Config::per_source`) is dropped as
+    /// `RateLimited` before it is parsed, with no reply: a reply would amplify.
+    /// Otherwise time plays no part: a call past its deadline that `expire` has
+    /// not reported yet may still be answered, and then never times out.
     pub fn handle_datagram<'a>(&mut self, now: Instant, from: SocketAddr, buf: &'a [u8]) -> Option<Incoming<'a>> {
         self.classify(now, from, buf).ok()
     }
 
     /// [`Endpoint::handle_datagram`], saying why a dropped datagram was dropped
     /// (it is counted either way).
-    pub fn classify<'a>(&mut self, _now: Instant, from: SocketAddr, buf: &'a [u8]) -> Result<Incoming<'a>, DropReason> {
+    pub fn classify<'a>(&mut self, now: Instant, from: SocketAddr, buf: &'a [u8]) -> Result<Incoming<'a>, DropReason> {
+        if let Some(limiter) = &mut self.limiter {
+            if wire::is_request(buf) && !limiter.admit(now, from) {
+                self.stats.count_drop(DropReason::RateLimited);
+                return Err(DropReason::RateLimited);
+            }
+        }
         let incoming = match wire::parse(buf, self.config.max_depth) {
             Ok(Message::Request { id, name, body }) => {
                 self.stats.requests_received += 1;
@@ -205,6 +219,13 @@ impl Endpoint {
         self.table.next_deadline()
     }
 
+    /// Forgets the outstanding call `token` (the caller gave up on it): an answer
+    /// to it is then `UnmatchedResponse` and it never times out. False if it
+    /// was not outstanding (answered, expired or cancelled already).
+    pub fn cancel(&mut self, token: Token) -> bool {
+        self.table.cancel(token)
+    }
+
     /// Removes every outstanding call (on close), appending their tokens.
     pub fn cancel_all(&mut self, out: &mut Vec<Token>) {
         self.table.cancel_all(out);
@@ -222,6 +243,11 @@ impl Endpoint {
 
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// Sources the per-source limiter tracks now (0 without one); bounded by `max_sources`.
+    pub fn limited_sources(&self) -> usize {
+        self.limiter.as_ref().map_or(0, SourceLimiter::sources)
     }
 
     /// For drops only the driver sees (send failures, busy handlers).

@@ -8,10 +8,12 @@
 //! timeout:   u8 3 | u64 token
 //! dropped:   u8 4 | u8 reason (DropReason as u8) | addr   (sampled, for logging)
 //! socket error: u8 5 | i32 errno   (the socket can no longer be polled)
-//! addr:      u8 family (4|6) | ip (4|16 bytes) | u16 port
+//! addr:      u8 family (4|6) | ip (4|16 bytes) | u16 port | u32 scope_id (family 6 only)
 //! ```
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+
+use crate::address;
 
 use crate::endpoint::Token;
 use crate::stats::DropReason;
@@ -62,7 +64,8 @@ pub enum Event<'a> {
 
 impl EventBuf {
     /// `from` is written as IPv4 when it is an IPv4-mapped IPv6 address, as a
-    /// dual-stack socket reports IPv4 peers; flow info and scope id are not kept.
+    /// dual-stack socket reports IPv4 peers; an IPv6 sender keeps its scope id
+    /// (a link-local peer's interface), not its flow info.
     pub fn push_request(&mut self, id: &MsgId, from: SocketAddr, body: &[u8]) {
         self.bytes.push(REQUEST);
         self.bytes.extend_from_slice(id);
@@ -78,17 +81,19 @@ impl EventBuf {
     }
 
     fn put_addr(&mut self, from: SocketAddr) {
-        match from.ip().to_canonical() {
-            IpAddr::V4(ip) => {
+        match address::canonical(from) {
+            SocketAddr::V4(v4) => {
                 self.bytes.push(4);
-                self.bytes.extend_from_slice(&ip.octets());
+                self.bytes.extend_from_slice(&v4.ip().octets());
+                self.bytes.extend_from_slice(&v4.port().to_le_bytes());
             }
-            IpAddr::V6(ip) => {
+            SocketAddr::V6(v6) => {
                 self.bytes.push(6);
-                self.bytes.extend_from_slice(&ip.octets());
+                self.bytes.extend_from_slice(&v6.ip().octets());
+                self.bytes.extend_from_slice(&v6.port().to_le_bytes());
+                self.bytes.extend_from_slice(&v6.scope_id().to_le_bytes());
             }
         }
-        self.bytes.extend_from_slice(&from.port().to_le_bytes());
     }
 
     pub fn push_response(&mut self, token: Token, body: &[u8]) {
@@ -249,12 +254,19 @@ impl<'a> EventIter<'a> {
     }
 
     fn addr(&mut self) -> Option<SocketAddr> {
-        let ip = match self.take::<1>()?[0] {
-            4 => IpAddr::V4(Ipv4Addr::from(self.take::<4>()?)),
-            6 => IpAddr::V6(Ipv6Addr::from(self.take::<16>()?)),
-            _ => return None,
-        };
-        Some(SocketAddr::new(ip, u16::from_le_bytes(self.take()?)))
+        match self.take::<1>()?[0] {
+            4 => {
+                let ip = Ipv4Addr::from(self.take::<4>()?);
+                Some(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_le_bytes(self.take()?))))
+            }
+            6 => {
+                let ip = Ipv6Addr::from(self.take::<16>()?);
+                let port = u16::from_le_bytes(self.take()?);
+                let scope = u32::from_le_bytes(self.take()?);
+                Some(SocketAddr::V6(SocketAddrV6::new(ip, port, 0, scope)))
+            }
+            _ => None,
+        }
     }
 
     fn take<const N: usize>(&mut self) -> Option<[u8; N]> {

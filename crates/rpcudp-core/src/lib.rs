@@ -6,11 +6,13 @@
 //! [`socket`] drives it with tokio; [`EventBuf`] is the byte log the driver
 //! hands to its consumer. See docs/DESIGN.md.
 
+pub mod address;
 pub mod batch_io;
 mod driver;
 pub mod endpoint;
 pub mod error;
 pub mod events;
+pub mod limits;
 mod msgpack;
 mod queue;
 mod runtime;
@@ -26,10 +28,10 @@ mod wheel;
 pub mod wire;
 
 pub use endpoint::{Config, Endpoint, Incoming, Token};
-pub use queue::{EventQueue, Wake};
-pub use udp::SocketOptions;
 pub use error::Error;
 pub use events::{Event, EventBuf, EventIter};
+pub use queue::{EventQueue, Wake};
 pub use stats::{DropReason, Stats};
+pub use udp::SocketOptions;
 pub use validate::validate;
 pub use wire::{frame, parse, Kind, Message, MsgId};

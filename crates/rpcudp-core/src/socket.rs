@@ -41,6 +41,8 @@ pub struct SocketStats {
     pub table_bytes: usize,
     pub recv_buffer: usize,
     pub send_buffer: usize,
+    /// Sources the per-source rate limit tracks (bounded by its `max_sources`).
+    pub sources_tracked: usize,
 }
 
 /// What the socket and its driver share.
@@ -245,7 +247,13 @@ impl Socket {
             table_bytes: ep.table_bytes(),
             recv_buffer: self.shared.recv_buffer,
             send_buffer: self.shared.send_buffer,
+            sources_tracked: ep.limited_sources(),
         }
+    }
+
+    /// See [`Endpoint::cancel`].
+    pub fn cancel(&self, token: Token) -> bool {
+        lock(&self.shared.endpoint).cancel(token)
     }
 
     /// Stops the driver, closes the socket (the port is free when this

@@ -28,10 +28,14 @@ pub enum DropReason {
     /// Larger than the receive buffer (so cut short by the kernel), or from an
     /// address the socket API cannot express.
     Oversize,
+    /// A request beyond its source's token bucket (`Config::per_source`).
+    RateLimited,
+    /// A request that arrived while the consumer was closing (draining).
+    Closing,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 12;
+    pub const COUNT: usize = 14;
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::TooShort,
         DropReason::UnknownType,
@@ -45,6 +49,8 @@ impl DropReason {
         DropReason::SendFailed,
         DropReason::HandlersBusy,
         DropReason::Oversize,
+        DropReason::RateLimited,
+        DropReason::Closing,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -61,6 +67,8 @@ impl DropReason {
             DropReason::SendFailed => "send_failed",
             DropReason::HandlersBusy => "handlers_busy",
             DropReason::Oversize => "oversize",
+            DropReason::RateLimited => "rate_limited",
+            DropReason::Closing => "closing",
         }
     }
 

@@ -22,6 +22,8 @@ pub(crate) struct Table {
     clock: Clock,
     wheel: Wheel<Call>,
     ids: HashMap<MsgId, Key, BuildHasherDefault<IdHasher>>,
+    // For `cancel`: the caller knows its calls by token, not by id.
+    tokens: HashMap<Token, Key, BuildHasherDefault<TokenHasher>>,
 }
 
 impl Table {
@@ -30,6 +32,7 @@ impl Table {
             clock: Clock::new(origin, tick),
             wheel: Wheel::new(),
             ids: HashMap::default(),
+            tokens: HashMap::default(),
         }
     }
 
@@ -48,6 +51,7 @@ impl Table {
             return false;
         };
         self.ids.insert(call.id, key);
+        self.tokens.insert(call.token, key);
         true
     }
 
@@ -60,14 +64,29 @@ impl Table {
             return Err(DropReason::WrongSender);
         }
         self.ids.remove(id);
-        Ok(self.wheel.remove(key).token)
+        let token = self.wheel.remove(key).token;
+        forget_token(&mut self.tokens, token, key);
+        Ok(token)
+    }
+
+    /// Removes the outstanding call started with `token` (the latest, if the
+    /// caller reused a token). False if there is none.
+    pub(crate) fn cancel(&mut self, token: Token) -> bool {
+        let Some(key) = self.tokens.remove(&token) else {
+            return false;
+        };
+        let call = self.wheel.remove(key);
+        self.ids.remove(&call.id);
+        true
     }
 
     /// Removes the calls due by `now`, appending their tokens in deadline order.
     pub(crate) fn expire(&mut self, now: Instant, out: &mut Vec<Token>) {
-        let ids = &mut self.ids;
+        let (ids, tokens) = (&mut self.ids, &mut self.tokens);
         self.wheel.expire(self.clock.tick_of(now), |call| {
-            ids.remove(&call.id);
+            if let Some(key) = ids.remove(&call.id) {
+                forget_token(tokens, call.token, key);
+            }
             out.push(call.token);
         });
     }
@@ -79,19 +98,34 @@ impl Table {
     pub(crate) fn cancel_all(&mut self, out: &mut Vec<Token>) {
         self.wheel.drain(|call| out.push(call.token));
         self.ids.clear();
+        self.tokens.clear();
     }
 
     /// Heap bytes held by the table: the wheel's slab and slots, and the id map
     /// (hashbrown: one control byte per bucket besides the entry).
     pub(crate) fn heap_bytes(&self) -> usize {
-        let buckets = (self.ids.capacity() * 8 / 7).next_power_of_two();
-        self.wheel.heap_bytes() + buckets * (std::mem::size_of::<(MsgId, Key)>() + 1)
+        self.wheel.heap_bytes() + map_bytes::<MsgId>(self.ids.capacity()) + map_bytes::<Token>(self.tokens.capacity())
     }
 
     #[cfg(test)]
-    pub(crate) fn capacities(&self) -> (usize, usize) {
-        (self.wheel.capacity(), self.ids.capacity())
+    pub(crate) fn capacities(&self) -> (usize, usize, usize) {
+        (self.wheel.capacity(), self.ids.capacity(), self.tokens.capacity())
     }
+}
+
+/// Drops `token`'s entry only if it still points at `key`: a reused token may
+/// point at a later call.
+fn forget_token(tokens: &mut HashMap<Token, Key, BuildHasherDefault<TokenHasher>>, token: Token, key: Key) {
+    if tokens.get(&token) == Some(&key) {
+        tokens.remove(&token);
+    }
+}
+
+/// Heap bytes of a hashbrown map from `K` to `Key` with `capacity`: it keeps
+/// 1/8 of its buckets empty and spends a control byte on each.
+fn map_bytes<K>(capacity: usize) -> usize {
+    let buckets = (capacity * 8 / 7).next_power_of_two();
+    buckets * (std::mem::size_of::<(K, Key)>() + 1)
 }
 
 /// A dual-stack socket reports IPv4 peers as IPv4-mapped IPv6 addresses, so
@@ -160,6 +194,27 @@ impl Hasher for IdHasher {
     }
 }
 
+/// Tokens are chosen by our own caller (often a counter), never by a peer:
+/// a multiplicative hash spreads them well enough.
+#[derive(Default)]
+pub(crate) struct TokenHasher(u64);
+
+impl Hasher for TokenHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,10 +243,32 @@ mod tests {
             id[..8].copy_from_slice(&n.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_le_bytes());
             assert!(table.insert(t0, Duration::from_secs(5), Call { id, token: n, dest }));
         }
-        let (nodes, ids) = table.capacities();
-        // hashbrown keeps 1/8 of its buckets empty and spends a control byte on each.
-        let map_bytes = ids * 8 / 7 * (std::mem::size_of::<(MsgId, Key)>() + 1);
-        let per_call = (nodes * Wheel::<Call>::NODE_SIZE + map_bytes) / table.len();
+        let (nodes, ids, tokens) = table.capacities();
+        let maps = map_bytes::<MsgId>(ids) + map_bytes::<Token>(tokens);
+        let per_call = (nodes * Wheel::<Call>::NODE_SIZE + maps) / table.len();
         assert!(per_call <= 200, "{per_call} bytes per call");
+    }
+
+    #[test]
+    fn cancel_forgets_a_call_by_token() {
+        let t0 = Instant::now();
+        let mut table = Table::new(t0, Duration::from_millis(1));
+        let dest: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let call = |n: u8| Call {
+            id: [n; 20],
+            token: u64::from(n),
+            dest,
+        };
+        assert!(table.insert(t0, Duration::from_secs(1), call(1)));
+        assert!(table.insert(t0, Duration::from_secs(1), call(2)));
+        assert!(table.cancel(1));
+        assert!(!table.cancel(1), "only once");
+        assert_eq!(table.answer(&[1; 20], dest, true), Err(DropReason::UnmatchedResponse));
+        assert_eq!(table.answer(&[2; 20], dest, true), Ok(2));
+        assert!(!table.cancel(2), "answered already");
+        assert_eq!(table.len(), 0);
+        let mut out = Vec::new();
+        table.expire(t0 + Duration::from_secs(2), &mut out);
+        assert!(out.is_empty(), "a cancelled call never times out");
     }
 }

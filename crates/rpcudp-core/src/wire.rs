@@ -36,6 +36,12 @@ impl Kind {
     }
 }
 
+/// Whether `buf` would be parsed as a request (or dropped as too short): the
+/// type byte alone, so a limit can refuse it before the cost of validation.
+pub fn is_request(buf: &[u8]) -> bool {
+    buf.len() >= MIN_DATAGRAM && buf[0] == Kind::Request as u8
+}
+
 /// A parsed, fully validated datagram borrowing from the receive buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Message<'a> {

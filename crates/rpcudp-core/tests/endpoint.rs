@@ -423,3 +423,53 @@ fn randomized_against_a_model() {
     assert_eq!(out.len(), rest.len());
     assert!(out.iter().all(|t| rest.contains_key(t)));
 }
+
+#[test]
+fn cancelled_calls_never_settle_and_their_answers_are_unmatched() {
+    let mut s = Sim::new(Config::default());
+    let id = s.call(s.t0, 100 * MS, 5);
+    let kept = s.call(s.t0, 100 * MS, 6);
+    assert!(s.ep.cancel(5));
+    assert!(!s.ep.cancel(5));
+    assert_eq!(s.ep.outstanding(), 1);
+    assert_eq!(s.respond(&id, s.peer), None);
+    assert_eq!(s.ep.stats().dropped(DropReason::UnmatchedResponse), 1);
+    assert_eq!(s.expire(s.at(1000)), vec![6]);
+    assert_eq!(s.respond(&kept, s.peer), None);
+}
+
+#[test]
+fn requests_beyond_a_sources_rate_are_dropped_before_parsing() {
+    use rpcudp_core::limits::RateConfig;
+    let mut s = Sim::new(Config {
+        per_source: Some(RateConfig {
+            requests_per_second: 10.0,
+            burst: 3.0,
+            max_sources: 8,
+        }),
+        ..Config::default()
+    });
+    let mut d = Vec::new();
+    frame(Kind::Request, &[4; 20], BODY, &mut d);
+    let other = addr("10.0.0.3:4000");
+    let admitted = (0..10)
+        .filter(|_| s.ep.handle_datagram(s.t0, s.peer, &d).is_some())
+        .count();
+    assert_eq!(admitted, 3);
+    assert!(
+        s.ep.handle_datagram(s.t0, other, &d).is_some(),
+        "another source is not limited"
+    );
+    // Garbage typed as a request costs a token too; answers to our calls are never limited.
+    assert_eq!(s.ep.classify(s.t0, s.peer, &[0; 30]), Err(DropReason::RateLimited));
+    let id = s.call(s.t0, 100 * MS, 1);
+    assert_eq!(s.respond(&id, s.peer), Some(1));
+    assert!(
+        s.ep.handle_datagram(s.at(100), s.peer, &d).is_some(),
+        "refilled at 10/s"
+    );
+    let st = s.ep.stats();
+    assert_eq!(st.dropped(DropReason::RateLimited), 8);
+    assert_eq!(st.requests_received, 5);
+    assert_eq!(s.ep.limited_sources(), 2);
+}

@@ -19,7 +19,7 @@ fn round_trip() {
     assert_eq!(buf.len(), 6);
     assert_eq!(
         buf.byte_len(),
-        (1 + 20 + 7 + 4 + 4) + (1 + 8 + 4 + 1) + (1 + 8 + 4 + 4) + 9 + (1 + 20 + 19 + 4) + (1 + 20 + 7 + 4 + 1)
+        (1 + 20 + 7 + 4 + 4) + (1 + 8 + 4 + 1) + (1 + 8 + 4 + 4) + 9 + (1 + 20 + 23 + 4) + (1 + 20 + 7 + 4 + 1)
     );
 
     let bytes = buf.take();
@@ -82,6 +82,29 @@ fn truncated_or_foreign_logs_stop_iteration() {
     }
     assert_eq!(EventBuf::iter(&[9, 0, 0]).count(), 0);
     assert_eq!(EventBuf::iter(&[0; 22]).count(), 0); // address family 0
+}
+
+#[test]
+fn ipv6_sender_keeps_its_scope_id() {
+    let scoped = SocketAddr::V6(std::net::SocketAddrV6::new(
+        "fe80::1".parse().unwrap(),
+        7,
+        0x0102_0304,
+        3,
+    ));
+    let mut buf = EventBuf::default();
+    buf.push_request(&[4; 20], scoped, &[0xc0]);
+    let bytes = buf.take();
+    // Flow info is not part of a peer's identity; the scope id (its interface) is.
+    let want = SocketAddr::V6(std::net::SocketAddrV6::new("fe80::1".parse().unwrap(), 7, 0, 3));
+    let from = match EventBuf::iter(&bytes).next() {
+        Some(Event::Request { from, .. }) => from,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!((from, bytes.len()), (want, 1 + 20 + 23 + 4 + 1));
+    if let SocketAddr::V6(v6) = from {
+        assert_eq!(v6.scope_id(), 3);
+    }
 }
 
 #[test]

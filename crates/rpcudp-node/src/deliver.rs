@@ -24,7 +24,11 @@ pub(crate) fn build(
         .weak::<true>()
         .callee_handled::<false>()
         .build_callback(move |_ctx| {
-            let events = source.get().and_then(Weak::upgrade).map(|q| q.take()).unwrap_or_default();
+            let events = source
+                .get()
+                .and_then(Weak::upgrade)
+                .map(|q| q.take())
+                .unwrap_or_default();
             Ok(Buffer::from(events))
         })?;
     Ok(Arc::new(deliver))

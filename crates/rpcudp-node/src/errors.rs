@@ -31,6 +31,8 @@ pub(crate) fn napi_ok(status: sys::napi_status, what: &str) -> Result<(), CoreEr
     if status == sys::Status::napi_ok {
         Ok(())
     } else {
-        Err(CoreError::Io(std::io::Error::other(format!("{what} failed (napi status {status})"))))
+        Err(CoreError::Io(std::io::Error::other(format!(
+            "{what} failed (napi status {status})"
+        ))))
     }
 }

@@ -17,14 +17,16 @@ mod errors;
 mod loop_io;
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use napi::bindgen_prelude::*;
 use napi::JsValue;
 use napi_derive::napi;
+use rpcudp_core::address;
 use rpcudp_core::endpoint::Config;
+use rpcudp_core::limits::RateConfig;
 use rpcudp_core::socket::Socket;
 use rpcudp_core::stats::DropReason;
 use rpcudp_core::wire::{MsgId, ID_LEN};
@@ -55,6 +57,10 @@ pub struct BindOptions {
     pub send_buffer: u32,
     /// "loop": receive on Node's event loop; "thread": on the runtime thread.
     pub io: String,
+    /// Per-source token bucket on incoming requests (all three, or none: no limit).
+    pub rate_per_second: Option<f64>,
+    pub rate_burst: Option<f64>,
+    pub max_sources: Option<u32>,
 }
 
 #[napi(object)]
@@ -79,6 +85,8 @@ pub struct NativeStats {
     pub send_buffer_size: f64,
     /// Heap bytes of the core's outstanding-call table (not in the JS heap; for benchmarks).
     pub table_bytes: f64,
+    /// Sources the per-source rate limit tracks (bounded by maxSources).
+    pub sources_tracked: f64,
 }
 
 /// A bound socket, as this JavaScript object sees it; `id` names it in the
@@ -100,13 +108,16 @@ pub struct NativeSocket {
 // Ports and lengths arrive as f64: napi's u32 conversion would wrap 2^40 to 0.
 
 fn addr(host: &str, port: f64) -> std::result::Result<SocketAddr, CoreError> {
-    let ip: IpAddr = host
-        .parse()
-        .map_err(|_| CoreError::InvalidAddress(format!("{host:?} is not an IP address")))?;
     if !(0.0..=65535.0).contains(&port) || port.fract() != 0.0 {
         return Err(CoreError::InvalidAddress(format!("port {port}")));
     }
-    Ok(SocketAddr::new(ip, port as u16))
+    address::parse(host, port as u16)
+}
+
+/// The name of the interface with this index (a sender's IPv6 scope id in an event batch), or the number.
+#[napi]
+pub fn interface_name(index: u32) -> String {
+    address::zone(index)
 }
 
 /// The first `len` bytes of a reusable JavaScript encode buffer.
@@ -150,7 +161,8 @@ impl NativeSocket {
         options: BindOptions,
         #[napi(ts_arg_type = "(batch: Buffer, length?: number) => void")] on_events: Function<Buffer, ()>,
     ) -> Result<BoundAddress> {
-        self.bind_inner(&env, host, port, options, on_events).map_err(|e| throw(&env, e))
+        self.bind_inner(&env, host, port, options, on_events)
+            .map_err(|e| throw(&env, e))
     }
 
     fn bind_inner(
@@ -178,6 +190,14 @@ impl NativeSocket {
                 max_body: options.max_body as usize,
                 max_outstanding: options.max_outstanding as usize,
                 check_sender: options.check_sender,
+                per_source: match (options.rate_per_second, options.rate_burst, options.max_sources) {
+                    (Some(requests_per_second), Some(burst), Some(max_sources)) => Some(RateConfig {
+                        requests_per_second,
+                        burst,
+                        max_sources: max_sources as usize,
+                    }),
+                    _ => None,
+                },
                 ..Config::default()
             },
             recv_buffer: options.recv_buffer as usize,
@@ -215,7 +235,7 @@ impl NativeSocket {
         });
         self.set_referenced(env, true)?;
         Ok(BoundAddress {
-            host: local.ip().to_canonical().to_string(),
+            host: address::host(&local),
             port: local.port() as u32,
         })
     }
@@ -226,23 +246,58 @@ impl NativeSocket {
 
     /// Queues a call; it leaves with the next `flush()` (one sendmmsg for everything queued).
     #[napi(catch_unwind)]
-    pub fn call(&self, env: Env, host: String, port: f64, body: &[u8], len: f64, timeout_ms: f64, token: u32) -> Result<()> {
+    pub fn call(
+        &self,
+        env: Env,
+        host: String,
+        port: f64,
+        body: &[u8],
+        len: f64,
+        timeout_ms: f64,
+        token: u32,
+    ) -> Result<()> {
         (|| {
-            self.socket()?
-                .queue_call(addr(&host, port)?, prefix(body, len)?, timeout(timeout_ms)?, token as u64)
+            self.socket()?.queue_call(
+                addr(&host, port)?,
+                prefix(body, len)?,
+                timeout(timeout_ms)?,
+                token as u64,
+            )
         })()
         .map_err(|e| throw(&env, e))
     }
 
     #[napi(catch_unwind)]
     pub fn reply(&self, env: Env, id: &[u8], host: String, port: f64, body: &[u8], len: f64) -> Result<()> {
-        (|| self.socket()?.queue_reply(&msg_id(id)?, addr(&host, port)?, prefix(body, len)?))()
-            .map_err(|e| throw(&env, e))
+        (|| {
+            self.socket()?
+                .queue_reply(&msg_id(id)?, addr(&host, port)?, prefix(body, len)?)
+        })()
+        .map_err(|e| throw(&env, e))
     }
 
     #[napi(catch_unwind)]
-    pub fn reply_error(&self, env: Env, id: &[u8], host: String, port: f64, code: String, message: String) -> Result<()> {
-        (|| self.socket()?.queue_error(&msg_id(id)?, addr(&host, port)?, &code, &message))()
+    pub fn reply_error(
+        &self,
+        env: Env,
+        id: &[u8],
+        host: String,
+        port: f64,
+        code: String,
+        message: String,
+    ) -> Result<()> {
+        (|| {
+            self.socket()?
+                .queue_error(&msg_id(id)?, addr(&host, port)?, &code, &message)
+        })()
+        .map_err(|e| throw(&env, e))
+    }
+
+    /// Forgets the outstanding call `token` (aborted by its caller); false if it was not outstanding.
+    #[napi(catch_unwind)]
+    pub fn cancel(&self, env: Env, token: u32) -> Result<bool> {
+        self.socket()
+            .map(|s| s.cancel(token as u64))
             .map_err(|e| throw(&env, e))
     }
 
@@ -271,6 +326,7 @@ impl NativeSocket {
             recv_buffer_size: s.recv_buffer as f64,
             send_buffer_size: s.send_buffer as f64,
             table_bytes: s.table_bytes as f64,
+            sources_tracked: s.sources_tracked as f64,
         })
     }
 

@@ -107,7 +107,12 @@ impl LoopShared {
             sys::napi_create_buffer(env, BATCH_BUFFER, &mut data, &mut buffer),
             "napi_create_buffer",
         )
-        .and_then(|_| napi_ok(sys::napi_create_reference(env, buffer, 1, &mut buffer_ref), "napi_create_reference"));
+        .and_then(|_| {
+            napi_ok(
+                sys::napi_create_reference(env, buffer, 1, &mut buffer_ref),
+                "napi_create_reference",
+            )
+        });
         let mut teardown = ptr::null_mut();
         let hooked = made.and_then(|_| {
             napi_ok(
@@ -187,11 +192,17 @@ pub(crate) unsafe fn start(
     let words = handle_words();
     let raw = Box::into_raw(vec![0u64; words].into_boxed_slice()) as *mut c_void;
     let lp = with_shared(|s| s.lp).unwrap_or(ptr::null_mut());
-    let init = if lp.is_null() { -1 } else { uv_poll_init_socket(lp, raw, fd) };
+    let init = if lp.is_null() {
+        -1
+    } else {
+        uv_poll_init_socket(lp, raw, fd)
+    };
     if init != 0 {
         drop(Box::from_raw(ptr::slice_from_raw_parts_mut(raw as *mut u64, words)));
         sys::napi_delete_reference(env, receiver.callback);
-        return Err(CoreError::Io(std::io::Error::other(format!("uv_poll_init_socket failed ({init})"))));
+        return Err(CoreError::Io(std::io::Error::other(format!(
+            "uv_poll_init_socket failed ({init})"
+        ))));
     }
     *(raw as *mut *mut Receiver) = Box::into_raw(receiver);
     let h = Handle(raw);
@@ -205,7 +216,9 @@ pub(crate) unsafe fn start(
         }
     });
     if started != 0 {
-        return Err(CoreError::Io(std::io::Error::other(format!("uv_poll_start failed ({started})"))));
+        return Err(CoreError::Io(std::io::Error::other(format!(
+            "uv_poll_start failed ({started})"
+        ))));
     }
     Ok(())
 }
@@ -263,7 +276,10 @@ unsafe extern "C" fn on_closed(raw: *mut c_void) {
         // SAFETY: `raw` is a handle made by `start`, closed once; nothing else points at it now.
         unsafe {
             drop(Box::from_raw(*(raw as *mut *mut Receiver)));
-            drop(Box::from_raw(ptr::slice_from_raw_parts_mut(raw as *mut u64, handle_words())));
+            drop(Box::from_raw(ptr::slice_from_raw_parts_mut(
+                raw as *mut u64,
+                handle_words(),
+            )));
         }
         let done = with_shared(|s| {
             s.closing -= 1;
@@ -292,7 +308,9 @@ unsafe extern "C" fn on_readable(raw: *mut c_void, status: c_int, _events: c_int
             }
             Some((std::mem::take(&mut s.events), s.env, s.buffer, s.data, s.async_context))
         });
-        let Some(Some((events, env, buffer, data, async_context))) = taken else { return };
+        let Some(Some((events, env, buffer, data, async_context))) = taken else {
+            return;
+        };
         for run in EventBuf::runs(events.bytes(), BATCH_BUFFER) {
             // SAFETY: on the loop's thread; `data` is the live batch buffer of BATCH_BUFFER bytes.
             unsafe { deliver(env, async_context, buffer, data, receiver.callback, run) };

@@ -1,0 +1,126 @@
+/**
+ * An in-process network for Kademlia tests: no sockets. Every message goes
+ * through rpcudp's msgpack codec (so a node only ever sees what the wire can
+ * carry), may be lost (seeded, so a run is repeatable), and is delivered on a
+ * later turn of the event loop. A lost request or answer resolves the call as
+ * a timeout at once: the simulation tests logic, not clocks.
+ */
+import { Decoder, Encoder } from '../../src/codec'
+import type { KademliaTransport } from '../../src/kademlia'
+import type { Address, CallResult, Handler } from '../../src/protocol'
+
+/** mulberry32: a small seeded PRNG. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+const TIMEOUT: CallResult<never> = [false, null, { code: 'timeout', message: 'lost in the simulated network' }]
+
+export class SimNetwork {
+  /** Probability that a request, or its answer, is lost. */
+  loss = 0
+  /** Calls made, by method name. */
+  readonly calls: Record<string, number> = {}
+  readonly random: () => number
+  private readonly endpoints = new Map<string, SimTransport>()
+  private readonly encoder = new Encoder(8192)
+  private readonly decoder = new Decoder()
+  private nextPort = 1
+
+  constructor(seed = 1) {
+    this.random = seededRandom(seed)
+  }
+
+  /** A node id from the seeded generator, so a scenario's topology repeats too. */
+  id(): Buffer {
+    return Buffer.from(Array.from({ length: 20 }, () => Math.floor(this.random() * 256)))
+  }
+
+  /** A transport with the next free address, 10.0.x.y:port. */
+  transport(): SimTransport {
+    const n = this.nextPort++
+    return new SimTransport(this, ['10.0.' + ((n >> 8) & 255) + '.' + (n & 255), 4000 + (n % 1000)])
+  }
+
+  register(t: SimTransport) {
+    this.endpoints.set(t.address.join(':'), t)
+  }
+
+  unregister(t: SimTransport) {
+    this.endpoints.delete(t.address.join(':'))
+  }
+
+  totalCalls(): number {
+    return Object.values(this.calls).reduce((a, b) => a + b, 0)
+  }
+
+  /** What the wire does to a value: encode, decode (throws for what msgpack cannot carry). */
+  wire(value: unknown): unknown {
+    const len = this.encoder.encode(value)
+    return this.decoder.decode(Buffer.from(this.encoder.bytes.subarray(0, len)), 0, len)
+  }
+
+  async deliver(from: Address, to: Address, name: string, args: unknown[]): Promise<CallResult<unknown>> {
+    this.calls[name] = (this.calls[name] ?? 0) + 1
+    const sent = this.wire(args) as unknown[]
+    await new Promise((r) => setImmediate(r))
+    const target = this.endpoints.get(to.join(':'))
+    if (target === undefined || this.random() < this.loss) return TIMEOUT
+    const handler = target.handlers.get(name)
+    if (handler === undefined) return [false, null, { code: 'unknownMethod', message: name }]
+    let result: unknown
+    try {
+      result = await handler([from[0], from[1]], ...sent)
+    } catch (err) {
+      return [false, null, { code: 'handlerError', message: String(err) }]
+    }
+    if (this.random() < this.loss) return TIMEOUT
+    return [true, this.wire(result)]
+  }
+}
+
+export class SimTransport implements KademliaTransport {
+  readonly handlers = new Map<string, Handler>()
+  private open = false
+
+  constructor(
+    private readonly net: SimNetwork,
+    readonly address: Address,
+  ) {}
+
+  async listen(): Promise<Address> {
+    this.open = true
+    this.net.register(this)
+    return this.address
+  }
+
+  call(address: Address, name: string, args: unknown[]): Promise<CallResult<unknown>> {
+    if (!this.open) return Promise.reject(new Error('closed'))
+    return this.net.deliver(this.address, address, name, args)
+  }
+
+  serve(handlers: Record<string, Handler>): void {
+    for (const [name, h] of Object.entries(handlers)) this.handlers.set(name, h)
+  }
+
+  async close(): Promise<void> {
+    this.open = false
+    this.net.unregister(this)
+  }
+}
+
+/** Resolves once `cond()` holds; fails after `ms`. */
+export async function waitFor(cond: () => boolean, ms = 10_000, what = 'condition'): Promise<void> {
+  const end = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 5))
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * `rpcudp dht serve|set|get` through real processes (src/cli.ts run by tsx),
+ * with a Python kademlia 2.2.3 node in the same network.
+ */
+import test from 'ava'
+import { execFile, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import * as path from 'node:path'
+import { createInterface } from 'node:readline'
+import { PythonKademlia } from './helpers/kademlia-python'
+import { pythonAvailable } from './helpers/python'
+
+const ROOT = path.join(__dirname, '..')
+const NODE_ARGS = ['--import', 'tsx', path.join(ROOT, 'src', 'cli.ts')]
+
+function rpcudp(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [...NODE_ARGS, ...args], { cwd: ROOT, timeout: 60_000 }, (error, stdout, stderr) =>
+      resolve({ code: error ? ((error as any).code ?? null) : 0, stdout, stderr }),
+    )
+  })
+}
+
+test.serial('dht serve, set and get: JSON values, exit codes like call, and a Python node reads what the CLI stored', async (t) => {
+  t.timeout(150_000)
+  const server = spawn(process.execPath, [...NODE_ARGS, 'dht', 'serve', '--port', '0', '--ksize', '5'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+  t.teardown(() => {
+    if (server.exitCode === null && server.signalCode === null) server.kill('SIGKILL')
+  })
+  const [address] = (await once(createInterface({ input: server.stdout }), 'line')) as [string]
+  t.regex(address, /^127\.0\.0\.1:\d+$/)
+  // each earlier CLI node is gone but still in the serving node's table: lookups wait one timeout per round for it
+  const common = ['--bootstrap', address, '--ksize', '5', '--timeout', '3']
+
+  t.like(await rpcudp(['dht', 'set', 'greeting', '"hello from the CLI"', ...common]), { code: 0, stdout: 'true\n' })
+  t.like(await rpcudp(['dht', 'set', 'blob', '{"$base64": "AQID"}', ...common]), { code: 0, stdout: 'true\n' })
+  t.like(await rpcudp(['dht', 'get', 'greeting', ...common]), { code: 0, stdout: '"hello from the CLI"\n' })
+  t.like(await rpcudp(['dht', 'get', 'blob', ...common]), { code: 0, stdout: '{"$base64":"AQID"}\n' })
+  t.like(await rpcudp(['dht', 'get', 'no-such-key', ...common]), { code: 1, stdout: 'null\n' })
+
+  // bad command lines: nothing is sent
+  const objectValue = await rpcudp(['dht', 'set', 'k', '{"a": 1}', ...common])
+  t.is(objectValue.code, 2)
+  t.regex(objectValue.stderr, /a value must be a number, bigint, boolean, string or bytes/)
+  t.is((await rpcudp(['dht', 'get', 'k'])).code, 2, '--bootstrap is required')
+  t.is((await rpcudp(['dht', 'fly'])).code, 2)
+  // nobody at the bootstrap address
+  const dead = await rpcudp(['dht', 'get', 'k', '--bootstrap', '127.0.0.1:9', '--timeout', '0.5'])
+  t.is(dead.code, 3)
+  t.regex(dead.stderr, /no bootstrap node answered/)
+
+  if (pythonAvailable()) {
+    const py = await PythonKademlia.start(t)
+    const [node] = await py.startNodes(1, 5)
+    const [host, port] = address.split(':')
+    await py.command('bootstrap', { node: node.node, addrs: [[host, Number(port)]] })
+    t.is(await py.command('get', { node: node.node, key: 'greeting' }), 'hello from the CLI')
+    t.true(await py.command('set', { node: node.node, key: 'from-python', value: 7 }))
+    t.like(await rpcudp(['dht', 'get', 'from-python', ...common]), { code: 0, stdout: '7\n' })
+  } else t.fail('no .venv: run bash scripts/python-env.sh')
+
+  server.kill('SIGINT')
+  const [code] = await once(server, 'exit')
+  t.is(code, 0)
+})

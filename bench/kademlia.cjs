@@ -1,0 +1,156 @@
+#!/usr/bin/env node
+'use strict'
+// The Kademlia benchmark (issue 13): for each backend, one process runs N
+// rpcudp/kademlia nodes on 127.0.0.1 (one UDP socket each), bootstraps them,
+// stores K keys and then does L lookups of stored keys from random nodes. It
+// prints lookups/s, p50/p99 lookup latency, hops and calls per lookup, RSS per
+// node, and the verdicts against the issue's targets. A measurement, not a
+// test: it exits non-zero only when the harness breaks. It runs the built
+// dist/, so `npm run build` first.
+//
+//   node bench/kademlia.cjs                       1000 nodes, 1000 keys, 10 000 lookups, native and pure
+//   node bench/kademlia.cjs --nodes=200 --lookups=2000
+//   node bench/kademlia.cjs --help
+
+const { fork } = require('node:child_process')
+const fs = require('node:fs')
+const path = require('node:path')
+
+const HELP = `usage: node bench/kademlia.cjs [options]
+
+  --nodes=N         nodes per process (default 1000)
+  --keys=N          keys stored before the lookups (default 1000)
+  --lookups=N       lookups of stored keys, from random nodes (default 10000)
+  --concurrency=N   lookups (and sets) in flight at once (default 64)
+  --ksize=N         k (default 20)       --alpha=N   alpha (default 3)
+  --backends=a,b    subset of native,pure (default both, native first)
+  --rounds=N        runs per backend, alternating backends; the table shows each column's median over them (default 1)
+  --seed=N          seed of ids, bootstrap order and lookup plan, the same for both backends (default 13)
+  --json            print the results as one JSON line too
+  --help`
+
+const TARGETS = { ratio: 1.5, found: 1, rssPerNode: 200 * 1024 }
+
+function parseArgs(argv) {
+  const o = { nodes: 1000, keys: 1000, lookups: 10000, concurrency: 64, ksize: 20, alpha: 3, backends: 'native,pure', rounds: 1, seed: 13, json: false }
+  for (const a of argv) {
+    const m = /^--([a-z]+)(?:=(.*))?$/.exec(a)
+    if (!m || !(m[1] in o || m[1] === 'help')) {
+      console.error(`unknown argument ${a}\n\n${HELP}`)
+      process.exit(2)
+    }
+    if (m[1] === 'help') {
+      console.log(HELP)
+      process.exit(0)
+    }
+    if (m[1] === 'json') o.json = true
+    else if (m[1] === 'backends') o.backends = m[2]
+    else {
+      const n = Number(m[2])
+      if (!Number.isInteger(n) || n < 1) {
+        console.error(`--${m[1]} must be a positive integer`)
+        process.exit(2)
+      }
+      o[m[1]] = n
+    }
+  }
+  o.backends = o.backends.split(',')
+  for (const b of o.backends) if (b !== 'native' && b !== 'pure') (console.error(`unknown backend ${b}`), process.exit(2))
+  return o
+}
+
+/** The children run dist/ (see lib/kademlia-child.cjs): it must exist and be newer than every source file. */
+function checkBuild() {
+  const ROOT = path.join(__dirname, '..')
+  const built = path.join(ROOT, 'dist', 'kademlia', 'index.js')
+  const newest = (dir) =>
+    fs.readdirSync(dir, { withFileTypes: true }).reduce((m, e) => {
+      const p = path.join(dir, e.name)
+      return Math.max(m, e.isDirectory() ? newest(p) : fs.statSync(p).mtimeMs)
+    }, 0)
+  if (!fs.existsSync(built) || fs.statSync(built).mtimeMs < newest(path.join(ROOT, 'src'))) {
+    console.error('bench/kademlia.cjs runs the built dist/: run `npm run build` (or `npm run build:ts`) first')
+    process.exit(2)
+  }
+}
+
+function runChild(backend, o) {
+  return new Promise((resolve, reject) => {
+    const child = fork(path.join(__dirname, 'lib', 'kademlia-child.cjs'), [], {
+      execArgv: ['--expose-gc'],
+      env: { ...process.env, BENCH_CHILD_OPTS: JSON.stringify({ ...o, backend }) },
+    })
+    let result
+    child.on('message', (m) => m.ev === 'result' && (result = m))
+    child.on('exit', (code) => (result ? resolve(result) : reject(new Error(`${backend} child exited ${code} without a result`))))
+  })
+}
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
+}
+const kb = (b) => `${(b / 1024).toFixed(0)} KB`
+
+async function main() {
+  const o = parseArgs(process.argv.slice(2))
+  checkBuild()
+  console.log(`Kademlia benchmark: ${o.nodes} nodes per process, ${o.keys} keys, ${o.lookups} lookups, ${o.concurrency} in flight, k=${o.ksize}, alpha=${o.alpha}, ${o.rounds} round(s)`)
+  const runs = Object.fromEntries(o.backends.map((b) => [b, []]))
+  for (let r = 0; r < o.rounds; r++)
+    for (const b of o.backends) {
+      const res = await runChild(b, o)
+      runs[b].push(res)
+      console.log(
+        `  round ${r + 1} ${b}: ${res.lookupsPerS.toFixed(0)} lookups/s, p50 ${res.p50Ms.toFixed(1)} ms, p99 ${res.p99Ms.toFixed(1)} ms, ` +
+          `found ${res.found}/${res.lookups}, bootstrap ${res.bootstrapS.toFixed(1)} s, store ${res.storeS.toFixed(1)} s`,
+      )
+    }
+  const report = {}
+  for (const b of o.backends) {
+    const rs = runs[b]
+    const pick = (f) => median(rs.map((x) => x[f]))
+    report[b] = Object.fromEntries(Object.keys(rs[0]).map((k) => [k, typeof rs[0][k] === 'number' ? pick(k) : rs[0][k]]))
+  }
+  const cols = [
+    ['lookups/s', (r) => r.lookupsPerS.toFixed(0)],
+    ['p50 ms', (r) => r.p50Ms.toFixed(2)],
+    ['p99 ms', (r) => r.p99Ms.toFixed(2)],
+    ['hops/lookup', (r) => r.hopsPerLookup.toFixed(2)],
+    ['calls/lookup', (r) => r.callsPerLookup.toFixed(1)],
+    ['found', (r) => `${r.found}/${r.lookups}`],
+    ['network lookups', (r) => String(r.networkLookups)],
+    ['RSS/node listening', (r) => kb(r.rssPerNodeListening)],
+    ['RSS/node with tables+keys', (r) => kb(r.rssPerNodeLoaded)],
+    ['JS heap+external/node listening', (r) => kb(r.jsPerNodeListening)],
+    ['JS heap+external/node with tables+keys', (r) => kb(r.jsPerNodeLoaded)],
+    ['bootstrap s', (r) => r.bootstrapS.toFixed(1)],
+    ['sets acked', (r) => `${r.acknowledged}/${r.keys}`],
+    ['timeouts', (r) => String(r.timeouts)],
+    ['drops', (r) => String(r.drops)],
+  ]
+  console.log(`\n| backend | ${cols.map((c) => c[0]).join(' | ')} |`)
+  console.log(`|---|${cols.map(() => '---:').join('|')}|`)
+  for (const b of o.backends) console.log(`| ${b} | ${cols.map((c) => c[1](report[b])).join(' | ')} |`)
+
+  console.log('\nTargets (issue 13):')
+  const verdict = (ok) => (ok ? 'MET' : 'MISSED')
+  if (report.native && report.pure) {
+    const ratio = report.native.lookupsPerS / report.pure.lookupsPerS
+    console.log(`  native lookups/s >= ${TARGETS.ratio}x pure (same run): ${ratio.toFixed(2)}x  ${verdict(ratio >= TARGETS.ratio)}`)
+  } else console.log('  native/pure ratio: needs both backends')
+  for (const b of o.backends) {
+    const r = report[b]
+    console.log(`  ${b}: 100 % of keys found: ${((100 * r.found) / r.lookups).toFixed(2)} %  ${verdict(r.found === r.lookups)}`)
+    console.log(
+      `  ${b}: RSS per node <= ${kb(TARGETS.rssPerNode)}: ${kb(r.rssPerNodeLoaded)} with tables and keys (${kb(r.rssPerNodeListening)} listening only)  ${verdict(r.rssPerNodeLoaded <= TARGETS.rssPerNode)}`,
+    )
+  }
+  if (o.json) console.log(JSON.stringify({ options: o, report }))
+}
+
+main().catch((err) => {
+  console.error(err)
+  process.exit(1)
+})

@@ -1,0 +1,22 @@
+import { RPCError } from '../errors'
+
+/** A value the DHT cannot hold: not int/float/bool/str/bytes (Python's check_dht_value_type), or too big for one datagram. */
+export class KademliaValueError extends RPCError {
+  constructor(message: string) {
+    super('ERR_KAD_VALUE', message)
+  }
+}
+
+/** A bad key, node id, option or address given to the Kademlia API. */
+export class KademliaArgumentError extends RPCError {
+  constructor(message: string) {
+    super('ERR_KAD_INVALID_ARGUMENT', message)
+  }
+}
+
+/** A state file that cannot be read or does not hold a saved node. */
+export class KademliaStateError extends RPCError {
+  constructor(message: string, cause?: unknown) {
+    super('ERR_KAD_STATE', message, { cause })
+  }
+}

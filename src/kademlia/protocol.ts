@@ -1,0 +1,158 @@
+import type { Address, CallResult, Handler } from '../protocol'
+import { Contact } from './contact'
+import { KademliaArgumentError } from './errors'
+import { compareDistance, fromKey, isNodeId, toKey, type IdKey } from './ids'
+import { RoutingTable } from './routing'
+import type { ForgetfulStorage } from './storage'
+import type { KademliaTransport } from './transport'
+import { isDhtValue, type KademliaValue } from './values'
+import { newWireCounters, parseFindReply, type FindReply } from './wire'
+
+/**
+ * Python's kademlia.protocol.KademliaProtocol: the five RPCs this node serves,
+ * the calls it makes, and the routing-table upkeep around both (a peer that
+ * answers is welcomed, a peer that does not is dropped).
+ */
+export class KademliaProtocol {
+  readonly router: RoutingTable
+  readonly counters = newWireCounters()
+  /** This node's id as sent on the wire. */
+  private readonly selfId: Buffer
+  /** Heads of full buckets being pinged now, so a burst of newcomers pings each once. */
+  private readonly pinging = new Set<string>()
+
+  constructor(
+    readonly self: Contact,
+    private readonly storage: ForgetfulStorage,
+    readonly ksize: number,
+    private readonly transport: KademliaTransport,
+  ) {
+    this.selfId = self.id
+    this.router = new RoutingTable(self.key, ksize, (head) => this.pingHead(head))
+  }
+
+  /** The handlers to serve, named as on the wire (Python's rpc_* methods). */
+  handlers(): Record<string, Handler> {
+    return {
+      stun: (sender: Address) => sender,
+      ping: (sender: Address, nodeid: unknown) => {
+        this.welcomeIfNew(this.source(sender, nodeid))
+        return this.selfId
+      },
+      store: (sender: Address, nodeid: unknown, key: unknown, value: unknown) => {
+        const source = this.source(sender, nodeid)
+        if (!isNodeId(key) || !isDhtValue(value)) throw this.malformed('store needs a 20-byte key and an int, float, bool, str or bytes value')
+        this.welcomeIfNew(source)
+        this.storage.set(toKey(key), value)
+        return true
+      },
+      find_node: (sender: Address, nodeid: unknown, key: unknown) => {
+        const source = this.source(sender, nodeid)
+        if (!isNodeId(key)) throw this.malformed('find_node needs a 20-byte key')
+        this.welcomeIfNew(source)
+        return this.neighboursFor(toKey(key), sender)
+      },
+      find_value: (sender: Address, nodeid: unknown, key: unknown) => {
+        const source = this.source(sender, nodeid)
+        if (!isNodeId(key)) throw this.malformed('find_value needs a 20-byte key')
+        this.welcomeIfNew(source)
+        const k = toKey(key)
+        const value = this.storage.get(k)
+        return value === undefined ? this.neighboursFor(k, sender) : { value }
+      },
+    }
+  }
+
+  private neighboursFor(key: IdKey, asker: Address) {
+    return this.router.findNeighbors(key, this.ksize, asker).map((c) => c.toWire())
+  }
+
+  private source(sender: Address, nodeid: unknown): Contact {
+    if (!isNodeId(nodeid)) throw this.malformed('the sender node id must be 20 bytes')
+    return Contact.fromId(nodeid, sender[0], sender[1])
+  }
+
+  private malformed(message: string): KademliaArgumentError {
+    this.counters.malformedRequests++
+    return new KademliaArgumentError(message)
+  }
+
+  /**
+   * Python's welcome_if_new, corrected: a node not in the table yet is sent
+   * every stored key it should hold (it is among the k nearest the table knows
+   * and this node is nearer than any of them; Python tests the digest of the
+   * key instead of the key). Every contact that is heard from is then (re)added,
+   * which also makes it the most recently seen of its bucket.
+   */
+  welcomeIfNew(contact: Contact): void {
+    if (contact.key === this.self.key) {
+      this.counters.ownIdClaims++
+      return
+    }
+    if (this.router.isNew(contact)) {
+      for (const [key, value] of this.storage.entries()) {
+        if (this.router.knowsNearerThanSelf(key)) continue
+        const neighbours = this.router.findNeighbors(key)
+        const last = neighbours[neighbours.length - 1]
+        if (neighbours.length < this.ksize || compareDistance(contact.key, last.key, key) < 0) void this.callStore(contact, key, value)
+      }
+    }
+    this.router.add(contact)
+  }
+
+  private pingHead(head: Contact): void {
+    if (this.pinging.has(head.key)) return
+    this.pinging.add(head.key)
+    void this.callPing(head).finally(() => this.pinging.delete(head.key))
+  }
+
+  private async call(peer: Contact, name: string, args: unknown[]): Promise<CallResult<unknown>> {
+    try {
+      return await this.transport.call(peer.address, name, args)
+    } catch (err) {
+      // only local failures reject (the node is closed); the lookup just ends
+      return [false, null, { code: 'closed', message: err instanceof Error ? err.message : String(err) }]
+    }
+  }
+
+  /** Python's handle_call_response: a peer that answered is welcomed, one that did not leaves the table. */
+  private answered(result: CallResult<unknown>, peer: Contact): boolean {
+    if (!result[0]) {
+      this.router.remove(peer)
+      return false
+    }
+    this.welcomeIfNew(peer)
+    return true
+  }
+
+  async callPing(peer: Contact): Promise<boolean> {
+    return this.answered(await this.call(peer, 'ping', [this.selfId]), peer)
+  }
+
+  /** True when the peer acknowledged the store. */
+  async callStore(peer: Contact, key: IdKey, value: KademliaValue): Promise<boolean> {
+    const result = await this.call(peer, 'store', [this.selfId, fromKey(key), value])
+    return this.answered(result, peer) && result[1] === true
+  }
+
+  callFindNode(peer: Contact, target: IdKey): Promise<FindReply> {
+    return this.find(peer, 'find_node', target)
+  }
+
+  callFindValue(peer: Contact, target: IdKey): Promise<FindReply> {
+    return this.find(peer, 'find_value', target)
+  }
+
+  /** The parsed answer, or undefined when the peer did not answer or answered with a malformed shape (it then leaves the table). */
+  private async find(peer: Contact, name: 'find_node' | 'find_value', target: IdKey): Promise<FindReply> {
+    const result = await this.call(peer, name, [this.selfId, fromKey(target)])
+    if (!result[0]) {
+      this.router.remove(peer)
+      return undefined
+    }
+    const reply = parseFindReply(result[1], this.ksize, this.self.key, this.counters, name === 'find_value')
+    if (reply === undefined) this.router.remove(peer)
+    else this.welcomeIfNew(peer)
+    return reply
+  }
+}

@@ -1,0 +1,248 @@
+import type { Address } from '../protocol'
+import type { Contact } from './contact'
+import { ID_BYTES, ID_SPACE, bigIntToKey, compareDistance, keyToBigInt, sharedPrefixBits, type IdKey } from './ids'
+
+/**
+ * A k-bucket (Python's kademlia.routing.KBucket): up to `ksize` contacts in
+ * least-recently-seen order, plus a replacement cache of the latest contacts
+ * that arrived while it was full.
+ */
+export class KBucket {
+  /** Contacts, oldest first (a Map keeps insertion order, like Python's OrderedDict). */
+  readonly nodes = new Map<IdKey, Contact>()
+  readonly replacements = new Map<IdKey, Contact>()
+  lastUpdated = performance.now()
+  /** The range's ends as IdKeys, which compare in id order. */
+  readonly lowKey: IdKey
+  readonly highKey: IdKey
+  /** Ranges come from halving, so each is every id with the same first `prefixBits` bits. */
+  readonly prefixBits: number
+
+  constructor(
+    /** The id range this bucket covers, both ends inclusive. */
+    readonly low: bigint,
+    readonly high: bigint,
+    readonly ksize: number,
+    readonly maxReplacements: number,
+  ) {
+    this.lowKey = bigIntToKey(low)
+    this.highKey = bigIntToKey(high)
+    this.prefixBits = ID_BYTES * 8 + 1 - (high - low + 1n).toString(2).length
+  }
+
+  /** Whether some id in this bucket could be nearer `target` than `worst` is (the bucket's prefix decides). */
+  mayHoldNearer(target: IdKey, worst: IdKey): boolean {
+    for (let i = 0; i < ID_BYTES; i++) {
+      const bits = this.prefixBits - i * 8
+      const mask = bits >= 8 ? 0xff : bits <= 0 ? 0 : (0xff00 >> bits) & 0xff
+      const t = target.charCodeAt(i)
+      const d = ((this.lowKey.charCodeAt(i) ^ t) & mask) - (worst.charCodeAt(i) ^ t)
+      if (d !== 0) return d < 0
+    }
+    return false
+  }
+
+  touch(): void {
+    this.lastUpdated = performance.now()
+  }
+
+  hasInRange(key: IdKey): boolean {
+    return this.lowKey <= key && key <= this.highKey
+  }
+
+  /** True if it went into the bucket; false if the bucket is full and it went into the replacement cache. */
+  add(contact: Contact): boolean {
+    if (this.nodes.has(contact.key)) {
+      // seen again: it becomes the most recently seen
+      this.nodes.delete(contact.key)
+      this.nodes.set(contact.key, contact)
+      return true
+    }
+    if (this.nodes.size < this.ksize) {
+      this.nodes.set(contact.key, contact)
+      return true
+    }
+    this.replacements.delete(contact.key)
+    this.replacements.set(contact.key, contact)
+    if (this.replacements.size > this.maxReplacements) this.replacements.delete(this.replacements.keys().next().value!)
+    return false
+  }
+
+  /** Removes a contact; the most recently seen replacement takes its place (paper, section 4.1). */
+  remove(contact: Contact): void {
+    this.replacements.delete(contact.key)
+    if (!this.nodes.delete(contact.key)) return
+    let newest: Contact | undefined
+    for (const r of this.replacements.values()) newest = r
+    if (newest !== undefined) {
+      this.replacements.delete(newest.key)
+      this.nodes.set(newest.key, newest)
+    }
+  }
+
+  split(): [KBucket, KBucket] {
+    const mid = (this.low + this.high) / 2n
+    const one = new KBucket(this.low, mid, this.ksize, this.maxReplacements)
+    const two = new KBucket(mid + 1n, this.high, this.ksize, this.maxReplacements)
+    for (const c of [...this.nodes.values(), ...this.replacements.values()]) (c.key <= one.highKey ? one : two).add(c)
+    return [one, two]
+  }
+
+  /** Bits shared by the ids of every contact in the bucket (Python's depth()). */
+  depth(): number {
+    let first: IdKey | undefined
+    let depth = ID_BYTES * 8
+    for (const c of this.nodes.values()) {
+      if (first === undefined) first = c.key
+      else depth = Math.min(depth, sharedPrefixBits(first, c.key))
+    }
+    return depth
+  }
+
+  /** The least recently seen contact. */
+  head(): Contact | undefined {
+    return this.nodes.values().next().value
+  }
+}
+
+/**
+ * The routing table (Python's kademlia.routing.RoutingTable): buckets that
+ * split when full if they hold this node's own id or their depth is not a
+ * multiple of 5 (paper, section 4.2); otherwise the least recently seen
+ * contact is pinged through `pingHead`, and the newcomer waits in the
+ * replacement cache.
+ */
+export class RoutingTable {
+  buckets: KBucket[]
+
+  constructor(
+    private readonly selfKey: IdKey,
+    readonly ksize: number,
+    private readonly pingHead: (head: Contact) => void,
+    private readonly replacementFactor = 5,
+  ) {
+    this.buckets = [this.newBucket(0n, ID_SPACE - 1n)]
+  }
+
+  private newBucket(low: bigint, high: bigint) {
+    return new KBucket(low, high, this.ksize, this.ksize * this.replacementFactor)
+  }
+
+  /** The index of the bucket whose range holds `key` (ranges are inclusive; Python's `<` misplaces each range's top id). */
+  bucketIndex(key: IdKey): number {
+    let lo = 0
+    let hi = this.buckets.length - 1
+    while (lo < hi) {
+      const m = (lo + hi) >> 1
+      if (key > this.buckets[m].highKey) lo = m + 1
+      else hi = m
+    }
+    return lo
+  }
+
+  bucketFor(contact: Contact): KBucket {
+    return this.buckets[this.bucketIndex(contact.key)]
+  }
+
+  /**
+   * A contact the table has not seen (Python's is_new_node); this node itself
+   * never is. Unlike Python, one waiting in the replacement cache is not new:
+   * Python welcomes it again, with a store of every key it should hold, each
+   * time it is heard from.
+   */
+  isNew(contact: Contact): boolean {
+    if (contact.key === this.selfKey) return false
+    const bucket = this.bucketFor(contact)
+    return !bucket.nodes.has(contact.key) && !bucket.replacements.has(contact.key)
+  }
+
+  has(contact: Contact): boolean {
+    const c = this.bucketFor(contact).nodes.get(contact.key)
+    return c !== undefined && c.ip === contact.ip && c.port === contact.port
+  }
+
+  add(contact: Contact): void {
+    if (contact.key === this.selfKey) return
+    for (;;) {
+      const index = this.bucketIndex(contact.key)
+      const bucket = this.buckets[index]
+      if (bucket.add(contact)) return
+      if (bucket.hasInRange(this.selfKey) || bucket.depth() % 5 !== 0) {
+        this.buckets.splice(index, 1, ...bucket.split())
+        continue
+      }
+      const head = bucket.head()
+      if (head !== undefined) this.pingHead(head)
+      return
+    }
+  }
+
+  /** Removes the contact if the table holds it at this address (a stale address must not evict the live one). */
+  remove(contact: Contact): void {
+    const bucket = this.bucketFor(contact)
+    const known = bucket.nodes.get(contact.key) ?? bucket.replacements.get(contact.key)
+    if (known !== undefined && known.ip === contact.ip && known.port === contact.port) bucket.remove(known)
+  }
+
+  /**
+   * The `k` contacts nearest `target` by XOR distance, nearest first, without
+   * `target` itself and without contacts at `exclude` (the asking node).
+   * Unlike Python's TableTraverser walk, every bucket that could hold a nearer
+   * contact is considered, so these are the exact k nearest the table knows.
+   * Buckets are visited outwards from the target's, so the far ones are
+   * usually skipped without looking at their contacts.
+   */
+  findNeighbors(target: IdKey, k = this.ksize, exclude?: Address): Contact[] {
+    if (k <= 0) return []
+    const home = this.bucketIndex(target)
+    this.buckets[home].touch()
+    const out: Contact[] = []
+    for (let step = 0; step < 2 * this.buckets.length; step++) {
+      const index = step % 2 === 0 ? home - step / 2 : home + (step + 1) / 2
+      const bucket = this.buckets[index]
+      if (bucket === undefined) continue
+      if (out.length === k && !bucket.mayHoldNearer(target, out[k - 1].key)) continue
+      for (const c of bucket.nodes.values()) {
+        if (c.key === target || (exclude !== undefined && c.port === exclude[1] && c.ip === exclude[0])) continue
+        if (out.length < k) out.push(c)
+        else if (compareDistance(c.key, out[k - 1].key, target) < 0) out[k - 1] = c
+        else continue
+        for (let i = out.length - 1; i > 0 && compareDistance(out[i].key, out[i - 1].key, target) < 0; i--) {
+          const t = out[i]
+          out[i] = out[i - 1]
+          out[i - 1] = t
+        }
+      }
+    }
+    return out
+  }
+
+  /**
+   * Whether the table knows a contact nearer `key` than this node. Those share
+   * more leading bits with `key` than this node does, so they all lie in one
+   * id range: only the buckets over it are looked at, not the whole table.
+   */
+  knowsNearerThanSelf(key: IdKey): boolean {
+    const shared = sharedPrefixBits(this.selfKey, key)
+    if (shared === ID_BYTES * 8) return false // the key is this node's id: nothing is nearer
+    const shift = BigInt(ID_BYTES * 8 - shared - 1)
+    const low = (keyToBigInt(key) >> shift) << shift
+    const lowKey = bigIntToKey(low)
+    const highKey = bigIntToKey(low + (1n << shift) - 1n)
+    for (let i = this.bucketIndex(lowKey); i < this.buckets.length && this.buckets[i].lowKey <= highKey; i++)
+      for (const c of this.buckets[i].nodes.keys()) if (lowKey <= c && c <= highKey) return true
+    return false
+  }
+
+  /** Buckets with no lookup in their range for `ageMs` (Python's lonely_buckets, there fixed at an hour). */
+  lonelyBuckets(ageMs: number): KBucket[] {
+    const before = performance.now() - ageMs
+    return this.buckets.filter((b) => b.lastUpdated < before)
+  }
+
+  get size(): number {
+    let n = 0
+    for (const b of this.buckets) n += b.nodes.size
+    return n
+  }
+}
