@@ -99,6 +99,9 @@ export class NativeTransport implements Transport {
   private queued = 0
   private readonly endTurn = () => {
     this.turnOpen = false
+    this.flushQueued()
+  }
+  private readonly flushQueued = () => {
     if (this.queued > 0) {
       this.queued = 0
       this.socket?.flush()
@@ -144,15 +147,21 @@ export class NativeTransport implements Transport {
 
   // Datagrams are queued in the core. The first of an event-loop turn leaves at
   // once, so a lone call waits for no loop phase; the rest leave together at the
-  // turn's end (setImmediate), one sendmmsg for all a batch of events or a burst
-  // of calls produced.
+  // turn's end (setImmediate), one sendmmsg for all a burst of calls produced.
+  // What a batch of events produces (replies, and the calls its callers' promise
+  // continuations make) leaves at once after the batch's microtasks instead:
+  // one sendmmsg per batch, before libuv moves on to the next socket.
   private scheduleFlush() {
     if (this.turnOpen) {
       this.queued++
       return
     }
-    this.turnOpen = true
+    this.openTurn()
     this.socket!.flush()
+  }
+
+  private openTurn() {
+    this.turnOpen = true
     setImmediate(this.endTurn)
   }
 
@@ -253,6 +262,7 @@ export class NativeTransport implements Transport {
    * settle); the first exception is rethrown at the end, as an uncaught one.
    */
   private onBatch(batch: Buffer, end: number) {
+    if (!this.turnOpen) this.openTurn()
     let p = 0
     let failure: { error: unknown } | null = null
     while (p < end && this.sink !== null) {
@@ -314,6 +324,8 @@ export class NativeTransport implements Transport {
         }
       })
     }
+    // Queued after the continuations of the calls this batch settled, so it sends what they queue.
+    queueMicrotask(this.flushQueued)
     if (failure !== null) throw failure.error
   }
 
