@@ -7,7 +7,7 @@ import test from 'ava'
 import { KademliaNode, type Address, type KademliaValue } from '../src/kademlia'
 import { PythonKademlia, fromPyJson, toPyJson } from './helpers/kademlia-python'
 import { pythonAvailable } from './helpers/python'
-import { seededRandom } from './helpers/kademlia-sim'
+import { prng } from './helpers/raw'
 
 const KSIZE = 8 // more than the 6 nodes stopped, so every key keeps a copy; less than 20, so lookups and replication matter
 
@@ -57,7 +57,7 @@ test.serial('10 Python and 10 TypeScript nodes (native and pure) bootstrap in a 
   t.true((await bootstrap(tss[0], [pys[0].address])) >= 1, 'TypeScript bootstrapped through only a Python node')
   t.true((await bootstrap(pys[1], [tss[0].address])) >= 2, 'Python bootstrapped through only a TypeScript node')
   // the rest in a shuffled, mixed order, each through one random node already in
-  const rnd = seededRandom(2026)
+  const rnd = prng(2026)
   const joined: Member[] = [pys[0], tss[0], pys[1]]
   const rest = [...pys.slice(2), ...tss.slice(1)].sort(() => rnd() - 0.5)
   t.true(new Set(rest.slice(0, 6).map((m) => m.lang)).size === 2, 'the order mixes the languages')

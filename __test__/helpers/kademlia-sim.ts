@@ -8,18 +8,7 @@
 import { Decoder, Encoder } from '../../src/codec'
 import type { KademliaTransport } from '../../src/kademlia'
 import type { Address, CallResult, Handler } from '../../src/protocol'
-
-/** mulberry32: a small seeded PRNG. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+import { prng } from './raw'
 
 const TIMEOUT: CallResult<never> = [false, null, { code: 'timeout', message: 'lost in the simulated network' }]
 
@@ -35,7 +24,7 @@ export class SimNetwork {
   private nextPort = 1
 
   constructor(seed = 1) {
-    this.random = seededRandom(seed)
+    this.random = prng(seed)
   }
 
   /** A node id from the seeded generator, so a scenario's topology repeats too. */

@@ -5,40 +5,9 @@ import { WIRE_DROP_REASONS, type Address, type Transport, type TransportOptions,
 import { DROP_REASONS, NATIVE_ERROR_CODES } from '../wire-names'
 import { formatIPv6 } from './ipv6'
 
-/** The addon's surface (crates/rpcudp-node); binding.d.ts has the generated types. */
-export interface NativeBinding {
-  NativeSocket: new () => NativeSocketHandle
-  /** The interface name of an IPv6 scope id (its number if it has none). */
-  interfaceName(index: number): string
-}
-
-interface NativeSocketHandle {
-  bind(
-    host: string,
-    port: number,
-    options: {
-      maxBody: number
-      maxOutstanding: number
-      checkSender: boolean
-      recvBuffer: number
-      sendBuffer: number
-      io: string
-      ratePerSecond?: number
-      rateBurst?: number
-      maxSources?: number
-    },
-    onEvents: (batch: Buffer, length?: number) => void,
-  ): { host: string; port: number }
-  call(host: string, port: number, body: Buffer, len: number, timeoutMs: number, token: number): void
-  reply(id: Buffer, host: string, port: number, body: Buffer, len: number): void
-  replyError(id: Buffer, host: string, port: number, code: string, message: string): void
-  cancel(token: number): boolean
-  flush(): void
-  stats(): Omit<WireStats, 'dropped' | 'socketErrors'> & { dropped: Record<string, number> }
-  ref(): void
-  unref(): void
-  close(): void
-}
+/** The addon's surface: the types napi-rs generates from crates/rpcudp-node (binding.d.ts). */
+export type NativeBinding = typeof import('../../binding')
+type NativeSocketHandle = InstanceType<NativeBinding['NativeSocket']>
 
 // Event tags of the batch format (docs/DESIGN.md).
 const REQUEST = 0
