@@ -121,7 +121,8 @@ eachBackendSerial('no answer resolves [false, null] at waitTimeout: not early, n
   t.true(e2 >= 100 && e2 <= 200, `fired after ${e2} ms`)
 })
 
-eachBackend('Python semantics without error replies: unknown method and throwing handler time out, server keeps serving', async (t, backend) => {
+// Serial: it times calls, which the 10 000-call tests of this file would otherwise share the process with.
+eachBackendSerial('Python semantics without error replies: unknown method and throwing handler time out, server keeps serving', async (t, backend) => {
   const { server, address, client } = await pair(t, backend, node, { waitTimeout: 0.2, errorReplies: false })
   for (const method of ['nosuch', 'boom', 'reject']) {
     const r = await client.callRemote(address, method)
@@ -134,7 +135,8 @@ eachBackend('Python semantics without error replies: unknown method and throwing
   t.is(s.errorsSent, 0)
 })
 
-eachBackend('with error replies (the default) callers learn at once why a call failed', async (t, backend) => {
+// Serial: it times calls, which the 10 000-call tests of this file would otherwise share the process with.
+eachBackendSerial('with error replies (the default) callers learn at once why a call failed', async (t, backend) => {
   const { address, client } = await pair(t, backend, node, { waitTimeout: 5 })
   const started = performance.now()
   const unknown = await client.callRemote(address, 'nosuch')
