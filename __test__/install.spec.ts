@@ -16,6 +16,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import { createInterface } from 'node:readline'
 import { promisify } from 'node:util'
+import { consumerTsconfig } from './helpers/consumer-tsconfig'
 
 const execFileP = promisify(execFile)
 const ROOT = path.join(__dirname, '..')
@@ -100,19 +101,7 @@ const s: Stats = p.stats()
 new RPCProtocol({ backend: 'wasm' })
 export { s, nativeBackend }
 `
-const TSCONFIG = {
-  compilerOptions: {
-    module: 'node16',
-    moduleResolution: 'node16',
-    target: 'es2022',
-    strict: true,
-    noEmit: true,
-    skipLibCheck: false,
-    typeRoots: [path.join(ROOT, 'node_modules', '@types')],
-    types: ['node'],
-  },
-  files: ['types.cts', 'types.mts'],
-}
+const TSCONFIG = consumerTsconfig('node16', ['types.cts', 'types.mts'])
 
 async function makeApp(dir: string) {
   fs.mkdirSync(dir, { recursive: true })

@@ -10,6 +10,7 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { promisify } from 'node:util'
+import { consumerTsconfig } from './helpers/consumer-tsconfig'
 
 const execFileP = promisify(execFile)
 const ROOT = path.join(__dirname, '..')
@@ -66,22 +67,6 @@ node.set('k', { a: 1 })
 export { v, found, n }
 `
 
-function tsconfig(resolution: 'node16' | 'node10', files: string[]) {
-  return {
-    compilerOptions: {
-      module: resolution === 'node16' ? 'node16' : 'commonjs',
-      moduleResolution: resolution,
-      target: 'es2022',
-      strict: true,
-      noEmit: true,
-      skipLibCheck: false,
-      typeRoots: [path.join(ROOT, 'node_modules', '@types')],
-      types: ['node'],
-    },
-    files,
-  }
-}
-
 test.serial('rpcudp/kademlia: CommonJS, ESM (one shared instance) and types from a built package', async (t) => {
   t.timeout(180_000)
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'rpcudp-kad-pkg-'))
@@ -111,8 +96,8 @@ test.serial('rpcudp/kademlia: CommonJS, ESM (one shared instance) and types from
   fs.writeFileSync(path.join(app, 'types.cts'), TYPES)
   fs.writeFileSync(path.join(app, 'types.mts'), TYPES)
   fs.writeFileSync(path.join(app, 'types.ts'), TYPES)
-  fs.writeFileSync(path.join(app, 'tsconfig.json'), JSON.stringify(tsconfig('node16', ['types.cts', 'types.mts'])))
-  fs.writeFileSync(path.join(app, 'tsconfig.node10.json'), JSON.stringify(tsconfig('node10', ['types.ts'])))
+  fs.writeFileSync(path.join(app, 'tsconfig.json'), JSON.stringify(consumerTsconfig('node16', ['types.cts', 'types.mts'])))
+  fs.writeFileSync(path.join(app, 'tsconfig.node10.json'), JSON.stringify(consumerTsconfig('node10', ['types.ts'])))
   await run([TSC, '-p', 'tsconfig.json'], app)
   await run([TSC, '-p', 'tsconfig.node10.json'], app)
   t.pass()
