@@ -20,8 +20,7 @@ export function fromMappedV4(host: string): string {
 export function canonicalHost(host: string): string {
   if (!isIPv6(host)) return host
   const zone = host.indexOf('%') // URL does not take zone ids
-  const addr = zone < 0 ? host : host.slice(0, zone)
-  const canonical = new URL(`http://[${addr}]/`).hostname.slice(1, -1)
+  const canonical = new URL(`http://[${withoutZone(host)}]/`).hostname.slice(1, -1)
   // An IPv4-mapped address is the IPv4 peer itself: answers from it arrive as plain IPv4 (fromMappedV4).
   const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canonical)
   if (mapped && zone < 0) {

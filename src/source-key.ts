@@ -1,3 +1,5 @@
+import { withoutZone } from './address'
+
 /**
  * What per-source limits count a peer as: its IPv4 address, or the /64 prefix
  * of its IPv6 address (one host usually holds a whole /64, so counting it by
@@ -6,8 +8,7 @@
  */
 export function sourceKey(host: string): string {
   if (!host.includes(':')) return host
-  const zone = host.indexOf('%')
-  const addr = zone < 0 ? host : host.slice(0, zone)
+  const addr = withoutZone(host)
   const gap = addr.indexOf('::')
   let groups: string[]
   if (gap < 0) groups = addr.split(':')
