@@ -17,13 +17,12 @@ export declare class NativeSocket {
    * may be reused for the next batch: read it before returning.
    */
   bind(host: string, port: number, options: BindOptions, onEvents: (batch: Buffer, length?: number) => void): BoundAddress
-  /** Queues a call; it leaves with the next `flush()` (one sendmmsg for everything queued). */
+  /** Starts a call (see `queue`); its answer, error reply or timeout comes back as an event carrying `token`. */
   call(host: string, port: number, body: Uint8Array, len: number, timeoutMs: number, token: number): void
   reply(id: Uint8Array, host: string, port: number, body: Uint8Array, len: number): void
   replyError(id: Uint8Array, host: string, port: number, code: string, message: string): void
   /** Forgets the outstanding call `token` (aborted by its caller); false if it was not outstanding. */
   cancel(token: number): boolean
-  flush(): void
   stats(): NativeStats
   /** Like dgram's `ref()`: a referenced socket keeps the event loop alive. */
   ref(): void
@@ -54,6 +53,13 @@ export interface BoundAddress {
   host: string
   port: number
 }
+
+/**
+ * Ends an event-loop turn: wakes the runtime thread for everything handed to
+ * it since the last commit (datagrams, deadlines earlier than a driver's),
+ * once, whatever the number of sockets.
+ */
+export declare function commit(): void
 
 /**
  * The drop reasons, camelCase, in the order of the `reason` byte of a

@@ -836,6 +836,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.NativeSocket = nativeBinding.NativeSocket
+module.exports.commit = nativeBinding.commit
 module.exports.dropReasons = nativeBinding.dropReasons
 module.exports.errorCodes = nativeBinding.errorCodes
 module.exports.interfaceName = nativeBinding.interfaceName

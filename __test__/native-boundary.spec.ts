@@ -57,7 +57,7 @@ for (const io of ['loop', 'thread']) {
     // A negative timeout waits nothing: it is not an error.
     t.is(codeOf(() => s.call('127.0.0.1', 9, body, body.length, -5, 2)), undefined)
     s.close()
-    t.is(codeOf(() => s.flush()), 'ERR_CLOSED', 'after close')
+    t.is(codeOf(() => s.call('127.0.0.1', 9, body, body.length, 10, 3)), 'ERR_CLOSED', 'after close')
     s.close() // twice is fine
   })
 }

@@ -45,6 +45,22 @@ function translate(err: unknown, options: TransportOptions): Error {
 }
 
 /**
+ * The first datagram of an event-loop turn leaves at once; the addon hands
+ * the rest to the runtime thread, and one `commit()` at the end of the turn
+ * wakes it for every socket of this thread (a wake-up per datagram would cost
+ * a system call, and in a VM an interrupt to the other core, each).
+ */
+let commitScheduled = false
+function scheduleCommit(binding: NativeBinding): void {
+  if (commitScheduled) return
+  commitScheduled = true
+  setImmediate(() => {
+    commitScheduled = false
+    binding.commit()
+  })
+}
+
+/**
  * The native backend: the Rust core validates, matches and times out; this
  * class only turns each batch of events into sink calls, decoding bodies with
  * the shared codec.
@@ -63,19 +79,6 @@ export class NativeTransport implements Transport {
   private socketErrors = 0
   /** The counters as they were at close(): the core's go with its socket. */
   private closedStats: WireStats | null = null
-  /** A datagram already left in this event-loop turn; the turn's later ones wait in the outbox. */
-  private turnOpen = false
-  private queued = 0
-  private readonly endTurn = () => {
-    this.turnOpen = false
-    this.flushQueued()
-  }
-  private readonly flushQueued = () => {
-    if (this.queued > 0) {
-      this.queued = 0
-      this.socket?.flush()
-    }
-  }
 
   constructor(
     private readonly binding: NativeBinding,
@@ -114,39 +117,19 @@ export class NativeTransport implements Transport {
     return [bound.host, bound.port]
   }
 
-  // Datagrams are queued in the core. The first of an event-loop turn leaves at
-  // once, so a lone call waits for no loop phase; the rest leave together at the
-  // turn's end (setImmediate), one sendmmsg for all a burst of calls produced.
-  // What a batch of events produces (replies, and the calls its callers' promise
-  // continuations make) leaves at once after the batch's microtasks instead:
-  // one sendmmsg per batch, before libuv moves on to the next socket.
-  private scheduleFlush() {
-    if (this.turnOpen) {
-      this.queued++
-      return
-    }
-    this.openTurn()
-    this.socket!.flush()
-  }
-
-  private openTurn() {
-    this.turnOpen = true
-    setImmediate(this.endTurn)
-  }
-
   call(host: string, port: number, body: Buffer, len: number, timeoutMs: number, token: number): void {
     try {
       this.socket!.call(host, port, body, len, timeoutMs, token)
     } catch (err) {
       throw translate(err, this.options)
     }
-    this.scheduleFlush()
+    scheduleCommit(this.binding)
   }
 
   reply(id: Buffer, host: string, port: number, body: Buffer, len: number): void {
     try {
       this.socket!.reply(id, host, port, body, len)
-      this.scheduleFlush()
+      scheduleCommit(this.binding)
     } catch (err) {
       this.log.log(`reply failed: ${translate(err, this.options).message}`)
     }
@@ -155,7 +138,7 @@ export class NativeTransport implements Transport {
   replyError(id: Buffer, host: string, port: number, code: string, message: string): void {
     try {
       this.socket!.replyError(id, host, port, code, message)
-      this.scheduleFlush()
+      scheduleCommit(this.binding)
     } catch (err) {
       this.log.log(`error reply failed: ${translate(err, this.options).message}`)
     }
@@ -231,7 +214,6 @@ export class NativeTransport implements Transport {
    * settle); the first exception is rethrown at the end, as an uncaught one.
    */
   private onBatch(batch: Buffer, end: number) {
-    if (!this.turnOpen) this.openTurn()
     let p = 0
     let failure: { error: unknown } | null = null
     while (p < end && this.sink !== null) {
@@ -293,8 +275,6 @@ export class NativeTransport implements Transport {
         }
       })
     }
-    // Queued after the continuations of the calls this batch settled, so it sends what they queue.
-    queueMicrotask(this.flushQueued)
     if (failure !== null) throw failure.error
   }
 

@@ -12,6 +12,7 @@ mod driver;
 pub mod endpoint;
 pub mod error;
 pub mod events;
+mod handoff;
 pub mod limits;
 mod msgpack;
 mod queue;

@@ -8,12 +8,13 @@
 //! readability and calls [`Socket::receive`] on its own thread, so received
 //! datagrams cost no cross-thread wake-up; the runtime then only keeps time.
 //!
-//! Sends never hop to the runtime: the `queue_*` calls frame under the
-//! endpoint lock into an [`Outbox`], and one [`Socket::flush`] sends the lot
-//! with a single `sendmmsg` on the caller's thread.
+//! The `queue_*` calls frame under the endpoint lock into an [`Outbox`], and
+//! one [`Socket::flush`] sends the lot with a single `sendmmsg` on the
+//! caller's thread; or [`Socket::hand_over`] leaves them to the runtime thread
+//! (see [`crate::handoff`]), which a [`commit`] wakes for every socket at once.
 
 use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -25,6 +26,8 @@ use crate::driver::{drive, receive_burst};
 use crate::endpoint::{Endpoint, Token};
 use crate::error::Error;
 use crate::events::EventBuf;
+pub use crate::handoff::commit;
+use crate::handoff::{hand_over, REARM, SEND};
 use crate::queue::{EventQueue, Wake};
 use crate::runtime::runtime;
 use crate::sampling::DropSamples;
@@ -62,6 +65,9 @@ pub(crate) struct Shared {
     pub(crate) rearm: Notify,
     pub(crate) shutdown: Notify,
     closed: AtomicBool,
+    pub(crate) outbox: Mutex<Outbox>,
+    /// Work handed to the runtime and not yet taken by it ([`crate::handoff`] bits).
+    pub(crate) handed_over: AtomicU8,
     recv_buffer: usize,
     send_buffer: usize,
 }
@@ -69,7 +75,6 @@ pub(crate) struct Shared {
 /// A bound rpcudp socket. Dropping it without `close()` also stops the driver.
 pub struct Socket {
     shared: Arc<Shared>,
-    outbox: Mutex<Outbox>,
 }
 
 /// Past this many queued datagrams a queue_* call flushes by itself, so the outbox stays small.
@@ -116,14 +121,13 @@ impl Socket {
             rearm: Notify::new(),
             shutdown: Notify::new(),
             closed: AtomicBool::new(false),
+            outbox: Mutex::new(Outbox::default()),
+            handed_over: AtomicU8::new(0),
             recv_buffer,
             send_buffer,
         });
         rt.spawn(drive(shared.clone(), io));
-        Ok(Socket {
-            shared,
-            outbox: Mutex::new(Outbox::default()),
-        })
+        Ok(Socket { shared })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -155,6 +159,7 @@ impl Socket {
     pub fn call(&self, dest: SocketAddr, body: &[u8], timeout: Duration, token: Token) -> Result<(), Error> {
         self.queue_call(dest, body, timeout, token)?;
         self.flush();
+        commit();
         Ok(())
     }
 
@@ -162,6 +167,7 @@ impl Socket {
     pub fn reply(&self, id: &MsgId, dest: SocketAddr, body: &[u8]) -> Result<(), Error> {
         self.queue_reply(id, dest, body)?;
         self.flush();
+        commit();
         Ok(())
     }
 
@@ -169,17 +175,20 @@ impl Socket {
     pub fn reply_error(&self, id: &MsgId, dest: SocketAddr, code: &str, message: &str) -> Result<(), Error> {
         self.queue_error(id, dest, code, message)?;
         self.flush();
+        commit();
         Ok(())
     }
 
-    /// Like [`Socket::call`], but the datagram waits for [`Socket::flush`].
+    /// Like [`Socket::call`], but the datagram waits for [`Socket::flush`] and
+    /// [`commit`] (which also tells the driver of the new deadline).
     pub fn queue_call(&self, dest: SocketAddr, body: &[u8], timeout: Duration, token: Token) -> Result<(), Error> {
         let dest = self.route(dest)?;
         let now = Instant::now();
         self.queue(dest, |out| {
             lock(&self.shared.endpoint).start_call(now, dest, body, timeout, token, out)
         })?;
-        // Wake the driver only if this deadline comes before the one it sleeps towards.
+        // The driver needs telling only if this deadline comes before the one it
+        // sleeps towards; it is told at the next commit (timeouts are coarse).
         // Saturating: any Duration is a valid timeout, however far away.
         let at = now
             .saturating_duration_since(self.shared.epoch)
@@ -188,7 +197,7 @@ impl Socket {
             .min(u64::MAX as u128 - 1) as u64;
         if at < self.shared.armed.load(Ordering::Acquire) {
             self.shared.armed.store(at, Ordering::Release);
-            self.shared.rearm.notify_one();
+            hand_over(&self.shared, REARM);
         }
         Ok(())
     }
@@ -207,35 +216,27 @@ impl Socket {
     }
 
     fn queue(&self, dest: SocketAddr, frame: impl FnOnce(&mut Vec<u8>) -> Result<(), Error>) -> Result<(), Error> {
-        let mut outbox = lock(&self.outbox);
+        let mut outbox = lock(&self.shared.outbox);
         outbox.push(dest, frame)?;
         if outbox.len() >= OUTBOX_LIMIT {
-            self.send_queued(&mut outbox);
+            self.shared.send(&mut outbox);
         }
         Ok(())
     }
 
-    /// Sends every queued datagram (one `sendmmsg` per 64 on Linux).
+    /// Sends every queued datagram now, from the caller's thread (one `sendmmsg` per 64 on Linux).
     pub fn flush(&self) {
-        let mut outbox = lock(&self.outbox);
+        let mut outbox = lock(&self.shared.outbox);
         if !outbox.is_empty() {
-            self.send_queued(&mut outbox);
+            self.shared.send(&mut outbox);
         }
     }
 
-    fn send_queued(&self, outbox: &mut Outbox) {
-        // UDP may drop anyway; a full send buffer or an unreachable route is counted, never raised.
-        let failed = match read(&self.shared.sender).as_ref() {
-            Some(socket) => outbox.flush(socket),
-            None => {
-                let n = outbox.len();
-                outbox.clear();
-                n
-            }
-        };
-        if failed > 0 {
-            let mut ep = lock(&self.shared.endpoint);
-            (0..failed).for_each(|_| ep.count_drop(DropReason::SendFailed));
+    /// Leaves the queued datagrams to the runtime thread, which sends them
+    /// once [`commit`] wakes it: the caller pays no system call.
+    pub fn hand_over(&self) {
+        if !lock(&self.shared.outbox).is_empty() {
+            hand_over(&self.shared, SEND);
         }
     }
 
@@ -256,13 +257,19 @@ impl Socket {
         lock(&self.shared.endpoint).cancel(token)
     }
 
-    /// Stops the driver, closes the socket (the port is free when this
+    /// Sends what is queued, stops the driver, closes the socket (the port is free when this
     /// returns, unless the runtime thread is stalled past [`CLOSE_WAIT`]) and
     /// forgets every outstanding call, returning their tokens.
     pub fn close(&self) -> Vec<Token> {
         let mut tokens = Vec::new();
         if !self.shared.closed.swap(true, Ordering::SeqCst) {
             lock(&self.shared.endpoint).cancel_all(&mut tokens);
+            // What was queued before close() leaves, even if handed to a runtime that has not got to it.
+            self.flush();
+            if self.shared.handed_over.load(Ordering::Acquire) != 0 {
+                // So the runtime lets go of this socket now, not at some later commit.
+                commit();
+            }
             self.shared.shutdown.notify_one();
             drop(write(&self.shared.sender).take());
             let (done, cv) = &self.shared.driver_done;
@@ -286,6 +293,25 @@ impl Socket {
                 ))),
             },
             _ => Ok(dest),
+        }
+    }
+}
+
+impl Shared {
+    /// Sends and empties `outbox`; UDP may drop anyway, so a full send buffer
+    /// or an unreachable route is counted, never raised.
+    pub(crate) fn send(&self, outbox: &mut Outbox) {
+        let failed = match read(&self.sender).as_ref() {
+            Some(socket) => outbox.flush(socket),
+            None => {
+                let n = outbox.len();
+                outbox.clear();
+                n
+            }
+        };
+        if failed > 0 {
+            let mut ep = lock(&self.endpoint);
+            (0..failed).for_each(|_| ep.count_drop(DropReason::SendFailed));
         }
     }
 }

@@ -31,10 +31,7 @@ fn back_to_back_timeouts_all_fire() {
     let events = socket.events();
     let request = [0x92, 0xa1, b'f', 0x90];
     for token in 0..1_000u64 {
-        socket
-            .queue_call(target, &request, Duration::from_millis(1), token)
-            .unwrap();
-        socket.flush();
+        socket.call(target, &request, Duration::from_millis(1), token).unwrap();
         // Wait for this call's timeout, then start the next one at once (the racy moment).
         let mut fired = false;
         while !fired {

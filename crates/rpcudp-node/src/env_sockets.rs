@@ -61,7 +61,6 @@ pub(crate) fn take(id: u64) -> Option<Arc<Socket>> {
 
 /// Sends what is queued, then stops the driver and frees the port.
 pub(crate) fn close(socket: Arc<Socket>) {
-    socket.flush();
     socket.close();
 }
 

@@ -2,8 +2,10 @@
 //! whole batch per call: from libuv's poll on the JavaScript thread
 //! (`io: "loop"`, see loop_io.rs), or through a threadsafe function from the
 //! runtime thread (`io: "thread"`, see deliver.rs), which on the loop carries
-//! only timeouts. Requests and replies are queued on the JavaScript thread and
-//! leave with one sendmmsg per `flush()`.
+//! only timeouts. Sends are the same in both modes: a lone datagram leaves at
+//! once from the JavaScript thread, and under load datagrams are handed to the
+//! runtime thread, which JavaScript's `commit()` at the end of each event-loop
+//! turn wakes once for all of them, whatever the number of sockets (turn.rs).
 //!
 //! No entry point lets a panic unwind into the host (`catch_unwind` on every
 //! method, `no_unwind` in raw callbacks), and every error reaches JavaScript
@@ -15,6 +17,7 @@ mod env_sockets;
 mod errors;
 #[cfg(unix)]
 mod loop_io;
+mod turn;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -112,6 +115,15 @@ fn addr(host: &str, port: f64) -> std::result::Result<SocketAddr, CoreError> {
         return Err(CoreError::InvalidAddress(format!("port {port}")));
     }
     address::parse(host, port as u16)
+}
+
+/// Ends an event-loop turn: wakes the runtime thread for everything handed to
+/// it since the last commit (datagrams, deadlines earlier than a driver's),
+/// once, whatever the number of sockets.
+#[napi(catch_unwind)]
+pub fn commit() {
+    turn::end();
+    rpcudp_core::socket::commit();
 }
 
 /// The name of the interface with this index (a sender's IPv6 scope id in an event batch), or the number.
@@ -244,7 +256,23 @@ impl NativeSocket {
         self.bound.as_ref().map(|b| &*b.socket).ok_or(CoreError::Closed)
     }
 
-    /// Queues a call; it leaves with the next `flush()` (one sendmmsg for everything queued).
+    /// Runs one `queue_*` call; the datagram leaves now or is handed to the
+    /// runtime thread, to leave after the next `commit()` (see turn.rs).
+    fn queue(
+        &self,
+        f: impl FnOnce(&Socket) -> std::result::Result<(), CoreError>,
+    ) -> std::result::Result<(), CoreError> {
+        let socket = self.socket()?;
+        f(socket)?;
+        if turn::send_here() {
+            socket.flush();
+        } else {
+            socket.hand_over();
+        }
+        Ok(())
+    }
+
+    /// Starts a call (see `queue`); its answer, error reply or timeout comes back as an event carrying `token`.
     #[napi(catch_unwind)]
     pub fn call(
         &self,
@@ -257,12 +285,8 @@ impl NativeSocket {
         token: u32,
     ) -> Result<()> {
         (|| {
-            self.socket()?.queue_call(
-                addr(&host, port)?,
-                prefix(body, len)?,
-                timeout(timeout_ms)?,
-                token as u64,
-            )
+            let (dest, body, timeout) = (addr(&host, port)?, prefix(body, len)?, timeout(timeout_ms)?);
+            self.queue(|s| s.queue_call(dest, body, timeout, token as u64))
         })()
         .map_err(|e| throw(&env, e))
     }
@@ -270,8 +294,8 @@ impl NativeSocket {
     #[napi(catch_unwind)]
     pub fn reply(&self, env: Env, id: &[u8], host: String, port: f64, body: &[u8], len: f64) -> Result<()> {
         (|| {
-            self.socket()?
-                .queue_reply(&msg_id(id)?, addr(&host, port)?, prefix(body, len)?)
+            let (id, dest, body) = (msg_id(id)?, addr(&host, port)?, prefix(body, len)?);
+            self.queue(|s| s.queue_reply(&id, dest, body))
         })()
         .map_err(|e| throw(&env, e))
     }
@@ -287,8 +311,8 @@ impl NativeSocket {
         message: String,
     ) -> Result<()> {
         (|| {
-            self.socket()?
-                .queue_error(&msg_id(id)?, addr(&host, port)?, &code, &message)
+            let (id, dest) = (msg_id(id)?, addr(&host, port)?);
+            self.queue(|s| s.queue_error(&id, dest, &code, &message))
         })()
         .map_err(|e| throw(&env, e))
     }
@@ -299,11 +323,6 @@ impl NativeSocket {
         self.socket()
             .map(|s| s.cancel(token as u64))
             .map_err(|e| throw(&env, e))
-    }
-
-    #[napi(catch_unwind)]
-    pub fn flush(&self, env: Env) -> Result<()> {
-        self.socket().map(Socket::flush).map_err(|e| throw(&env, e))
     }
 
     #[napi(catch_unwind)]
