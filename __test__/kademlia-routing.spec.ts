@@ -3,12 +3,15 @@ import test from 'ava'
 import { randomBytes } from 'node:crypto'
 import { Contact } from '../src/kademlia/contact'
 import { KademliaValueError, digest } from '../src/kademlia'
-import { ID_SPACE, bigIntToKey, keyToBigInt, toKey, type IdKey } from '../src/kademlia/ids'
+import { ID_SPACE, bigIntToKey, toKey, type IdKey } from '../src/kademlia/ids'
 import { RoutingTable } from '../src/kademlia/routing'
 import { ForgetfulStorage } from '../src/kademlia/storage'
 import { checkDhtValue } from '../src/kademlia/values'
 import { waitFor } from './helpers/kademlia-sim'
 import { prng } from './helpers/raw'
+
+/** The reference distance arithmetic, independent of the code under test. */
+const keyToBigInt = (key: IdKey): bigint => BigInt('0x' + Buffer.from(key, 'latin1').toString('hex'))
 
 /** The IdKey of an id whose first bytes are `prefix` and the rest zero. */
 function idOf(...prefix: number[]): IdKey {
@@ -118,7 +121,8 @@ test('findNeighbors returns the k nearest by XOR distance, nearest first, withou
   const self = randomBytes(20)
   const table = new RoutingTable(toKey(self), 20, () => {})
   for (let i = 0; i < 400; i++) {
-    const id = Buffer.from(Array.from({ length: 20 }, () => Math.floor(rnd() * 256)))
+    // a third share their first 3 bytes with this node: distances that tie on their first 24 bits
+    const id = Buffer.from(Array.from({ length: 20 }, (_, j) => (i % 3 === 0 && j < 3 ? self[j] : Math.floor(rnd() * 256))))
     table.add(Contact.fromId(id, '10.2.' + (i >> 8) + '.' + (i & 255), 5000 + i))
   }
   const inTable = table.buckets.flatMap((b) => [...b.nodes.values()])

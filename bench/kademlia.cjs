@@ -27,7 +27,10 @@ const HELP = `usage: node bench/kademlia.cjs [options]
   --rounds=N        runs per backend, alternating backends; the table shows each column's median over them (default 1)
   --seed=N          seed of ids, bootstrap order and lookup plan, the same for both backends (default 13)
   --json            print the results as one JSON line too
-  --help`
+  --help
+
+The native backend runs with the library's default nativeIo ('loop' on Node);
+RPCUDP_NATIVE_IO=thread in the environment runs it in thread mode instead.`
 
 const TARGETS = { ratio: 1.5, found: 1, rssPerNode: 200 * 1024 }
 
@@ -96,7 +99,10 @@ const kb = (b) => `${(b / 1024).toFixed(0)} KB`
 async function main() {
   const o = parseArgs(process.argv.slice(2))
   checkBuild()
-  console.log(`Kademlia benchmark: ${o.nodes} nodes per process, ${o.keys} keys, ${o.lookups} lookups, ${o.concurrency} in flight, k=${o.ksize}, alpha=${o.alpha}, ${o.rounds} round(s)`)
+  console.log(
+    `Kademlia benchmark: ${o.nodes} nodes per process, ${o.keys} keys, ${o.lookups} lookups, ${o.concurrency} in flight, k=${o.ksize}, alpha=${o.alpha}, ${o.rounds} round(s), ` +
+      `nativeIo ${process.env.RPCUDP_NATIVE_IO || 'default'}, node ${process.version}, ${new Date().toISOString().slice(0, 16)}Z`,
+  )
   const runs = Object.fromEntries(o.backends.map((b) => [b, []]))
   for (let r = 0; r < o.rounds; r++)
     for (const b of o.backends) {
@@ -119,6 +125,8 @@ async function main() {
     ['p99 ms', (r) => r.p99Ms.toFixed(2)],
     ['hops/lookup', (r) => r.hopsPerLookup.toFixed(2)],
     ['calls/lookup', (r) => r.callsPerLookup.toFixed(1)],
+    ['JS thread busy', (r) => `${(100 * r.loopBusy).toFixed(0)} %`],
+    ['CPU ms/lookup (all threads)', (r) => r.cpuMsPerLookup.toFixed(2)],
     ['found', (r) => `${r.found}/${r.lookups}`],
     ['network lookups', (r) => String(r.networkLookups)],
     ['RSS/node listening', (r) => kb(r.rssPerNodeListening)],

@@ -89,6 +89,8 @@ async function main() {
   let found = 0
   const plan = Array.from({ length: L }, () => [Math.floor(rnd() * N), Math.floor(rnd() * K)])
   const t2 = performance.now()
+  const elu0 = performance.eventLoopUtilization()
+  const cpu0 = process.cpuUsage()
   await pool(L, concurrency, async (i) => {
     const [n, k] = plan[i]
     const start = performance.now()
@@ -97,6 +99,8 @@ async function main() {
     if (v === keys[k][1]) found++
   })
   const lookupMs = performance.now() - t2
+  const elu = performance.eventLoopUtilization(elu0).utilization
+  const cpu = process.cpuUsage(cpu0)
   const networkLookups = sum(nodes, 'lookups') - before.lookups
   const [p50, p99] = percentiles(latencies, [50, 99])
   const timeouts = nodes.reduce((s, n) => s + n.stats().rpc.timeouts, 0)
@@ -112,6 +116,9 @@ async function main() {
     storeS: storeMs / 1000,
     acknowledged,
     lookupsPerS: L / (lookupMs / 1000),
+    // the share of the lookup phase the JavaScript thread was busy, and the CPU time of every thread of the process
+    loopBusy: elu,
+    cpuMsPerLookup: (cpu.user + cpu.system) / 1000 / L,
     p50Ms: p50,
     p99Ms: p99,
     found,

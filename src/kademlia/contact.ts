@@ -1,17 +1,39 @@
 import type { Address } from '../protocol'
-import { fromKey, toKey, type IdKey } from './ids'
+import { ID_BYTES, compareDistance, fromKey, keyHead, toKey, type IdKey } from './ids'
 
-/** Another node as the routing table and lookups know it (Python's kademlia.node.Node). */
+/**
+ * Another node as the routing table and lookups know it (Python's
+ * kademlia.node.Node). Immutable, so one object can stand for every mention
+ * of the same id at the same address: see Contact.fromId.
+ */
 export class Contact {
+  /** keyHead(key): sorting by distance compares these first. */
+  readonly head: number
+  private wire: [Buffer, string, number] | undefined
+
   constructor(
     /** The id as an IdKey (20 latin1 characters). */
     readonly key: IdKey,
     readonly ip: string,
     readonly port: number,
-  ) {}
+  ) {
+    this.head = keyHead(key)
+  }
 
+  /**
+   * The contact for this id at this address, the same object as the last time
+   * it was asked for if nothing displaced it: a node hears of the same peers
+   * over and over (every answer names up to k of them), and a lookup here
+   * costs no string and no allocation.
+   */
   static fromId(id: Uint8Array, ip: string, port: number): Contact {
-    return new Contact(toKey(id), ip, port)
+    const slot = (id[0] << 22) | (id[1] << 14) | (id[2] << 6) | (id[3] >> 2)
+    const known = recent.get(slot)
+    if (known !== undefined && known.port === port && known.ip === ip && known.hasId(id)) return known
+    const fresh = new Contact(toKey(id), ip, port)
+    if (recent.size >= RECENT_LIMIT) recent.clear()
+    recent.set(slot, fresh)
+    return fresh
   }
 
   /** The 20-byte id (a new Buffer each time). */
@@ -27,8 +49,29 @@ export class Contact {
     return this.ip === address[0] && this.port === address[1]
   }
 
-  /** The wire form of a neighbour: [id, ip, port], as Python's tuple(node). */
+  /** The wire form of a neighbour: [id, ip, port], as Python's tuple(node). Shared: the encoder only reads it. */
   toWire(): [Buffer, string, number] {
-    return [this.id, this.ip, this.port]
+    if (this.wire === undefined) {
+      // Its own memory: a slice of Buffer's shared pool would pin the whole 8 KiB slab for as long as this contact lives.
+      const id = Buffer.allocUnsafeSlow(ID_BYTES)
+      id.write(this.key, 'latin1')
+      this.wire = [id, this.ip, this.port]
+    }
+    return this.wire
   }
+
+  private hasId(id: Uint8Array): boolean {
+    for (let i = 0; i < ID_BYTES; i++) if (this.key.charCodeAt(i) !== id[i]) return false
+    return true
+  }
+}
+
+/** Contacts by their first 30 bits, one per slot (the latest), for Contact.fromId; emptied when it reaches RECENT_LIMIT. */
+const recent = new Map<number, Contact>()
+const RECENT_LIMIT = 1 << 14
+
+/** compareDistance for contacts, given keyHead(target): by their heads (plain numbers) first, byte by byte only on a tie. */
+export function compareContacts(a: Contact, b: Contact, target: IdKey, targetHead: number): number {
+  const d = (a.head ^ targetHead) - (b.head ^ targetHead)
+  return d !== 0 ? d : compareDistance(a.key, b.key, target)
 }

@@ -40,8 +40,13 @@ export function randomId(): Buffer {
   return randomBytes(ID_BYTES)
 }
 
-export function keyToBigInt(key: IdKey): bigint {
-  return BigInt('0x' + fromKey(key).toString('hex'))
+/**
+ * The id's first 24 bits as a number (a small integer, so never boxed): XOR
+ * distances compare by their first 24 bits as plain numbers, and only ties
+ * need the byte-by-byte compareDistance.
+ */
+export function keyHead(key: IdKey): number {
+  return (key.charCodeAt(0) << 16) | (key.charCodeAt(1) << 8) | key.charCodeAt(2)
 }
 
 export function bigIntToKey(n: bigint): IdKey {

@@ -1,5 +1,5 @@
-import type { Contact } from './contact'
-import { compareDistance, type IdKey } from './ids'
+import { compareContacts, type Contact } from './contact'
+import { compareDistance, keyHead, type IdKey } from './ids'
 import type { KademliaProtocol } from './protocol'
 import { valueIdentity, type KademliaValue } from './values'
 import type { FindReply } from './wire'
@@ -36,11 +36,14 @@ class Shortlist {
   /** Candidates by id (usually one address each). */
   private readonly byId = new Map<IdKey, Contact[]>()
   private readonly contacted = new Set<Contact>()
+  private readonly targetHead: number
 
   constructor(
     private readonly target: IdKey,
     private readonly k: number,
-  ) {}
+  ) {
+    this.targetHead = keyHead(target)
+  }
 
   push(contacts: readonly Contact[]): void {
     for (const c of contacts) {
@@ -52,7 +55,7 @@ class Shortlist {
       let hi = this.all.length
       while (lo < hi) {
         const m = (lo + hi) >> 1
-        if (compareDistance(this.all[m].key, c.key, this.target) < 0) lo = m + 1
+        if (compareContacts(this.all[m], c, this.target, this.targetHead) < 0) lo = m + 1
         else hi = m
       }
       this.all.splice(lo, 0, c)

@@ -90,12 +90,12 @@ export class KademliaProtocol {
       return
     }
     if (this.router.isNew(contact)) {
-      for (const [key, value] of this.storage.entries()) {
-        if (this.router.knowsNearerThanSelf(key)) continue
+      this.storage.forEach((key, value) => {
+        if (this.router.knowsNearerThanSelf(key)) return
         const neighbours = this.router.findNeighbors(key)
         const last = neighbours[neighbours.length - 1]
         if (neighbours.length < this.ksize || compareDistance(contact.key, last.key, key) < 0) void this.callStore(contact, key, value)
-      }
+      })
     }
     this.router.add(contact)
   }

@@ -1,6 +1,6 @@
 import type { Address } from '../protocol'
-import type { Contact } from './contact'
-import { ID_BYTES, ID_SPACE, bigIntToKey, compareDistance, keyToBigInt, sharedPrefixBits, type IdKey } from './ids'
+import { compareContacts, type Contact } from './contact'
+import { ID_BYTES, ID_SPACE, bigIntToKey, keyHead, sharedPrefixBits, type IdKey } from './ids'
 
 /**
  * A k-bucket (Python's kademlia.routing.KBucket): up to `ksize` contacts in
@@ -196,6 +196,7 @@ export class RoutingTable {
     if (k <= 0) return []
     const home = this.bucketIndex(target)
     this.buckets[home].touch()
+    const th = keyHead(target)
     const out: Contact[] = []
     for (let step = 0; step < 2 * this.buckets.length; step++) {
       const index = step % 2 === 0 ? home - step / 2 : home + (step + 1) / 2
@@ -205,12 +206,11 @@ export class RoutingTable {
       for (const c of bucket.nodes.values()) {
         if (c.key === target || (exclude !== undefined && c.port === exclude[1] && c.ip === exclude[0])) continue
         if (out.length < k) out.push(c)
-        else if (compareDistance(c.key, out[k - 1].key, target) < 0) out[k - 1] = c
+        else if (compareContacts(c, out[k - 1], target, th) < 0) out[k - 1] = c
         else continue
-        for (let i = out.length - 1; i > 0 && compareDistance(out[i].key, out[i - 1].key, target) < 0; i--) {
-          const t = out[i]
+        for (let i = out.length - 1; i > 0 && compareContacts(c, out[i - 1], target, th) < 0; i--) {
           out[i] = out[i - 1]
-          out[i - 1] = t
+          out[i - 1] = c
         }
       }
     }
@@ -219,18 +219,24 @@ export class RoutingTable {
 
   /**
    * Whether the table knows a contact nearer `key` than this node. Those share
-   * more leading bits with `key` than this node does, so they all lie in one
-   * id range: only the buckets over it are looked at, not the whole table.
+   * more leading bits with `key` than this node does, so they all lie in the
+   * id range of `key`'s first shared + 1 bits; buckets are halvings, so that
+   * range lies inside the bucket holding `key`, or is split over buckets that
+   * each lie inside it. No allocation: welcome_if_new asks this for every
+   * stored key each time a new node is heard from.
    */
   knowsNearerThanSelf(key: IdKey): boolean {
     const shared = sharedPrefixBits(this.selfKey, key)
     if (shared === ID_BYTES * 8) return false // the key is this node's id: nothing is nearer
-    const shift = BigInt(ID_BYTES * 8 - shared - 1)
-    const low = (keyToBigInt(key) >> shift) << shift
-    const lowKey = bigIntToKey(low)
-    const highKey = bigIntToKey(low + (1n << shift) - 1n)
-    for (let i = this.bucketIndex(lowKey); i < this.buckets.length && this.buckets[i].lowKey <= highKey; i++)
-      for (const c of this.buckets[i].nodes.keys()) if (lowKey <= c && c <= highKey) return true
+    const bits = shared + 1
+    const home = this.bucketIndex(key)
+    if (this.buckets[home].prefixBits <= bits) {
+      for (const c of this.buckets[home].nodes.keys()) if (sharedPrefixBits(c, key) >= bits) return true
+      return false
+    }
+    const inRange = (b: KBucket | undefined) => b !== undefined && sharedPrefixBits(b.lowKey, key) >= bits
+    for (let i = home; inRange(this.buckets[i]); i--) if (this.buckets[i].nodes.size > 0) return true
+    for (let i = home + 1; inRange(this.buckets[i]); i++) if (this.buckets[i].nodes.size > 0) return true
     return false
   }
 

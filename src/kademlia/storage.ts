@@ -43,9 +43,10 @@ export class ForgetfulStorage {
     return out
   }
 
-  *entries(): Generator<[IdKey, KademliaValue]> {
+  /** Calls `f` for every live entry, oldest first (a callback, not a generator: welcome_if_new runs it for every newcomer). */
+  forEach(f: (key: IdKey, value: KademliaValue) => void): void {
     this.cull()
-    for (const [k, e] of this.data) yield [k, e.value]
+    for (const [k, e] of this.data) f(k, e.value)
   }
 
   get size(): number {

@@ -25,11 +25,18 @@ export function isPort(v: unknown): v is number {
   return Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535
 }
 
+/** The last IP literal parseNeighbour accepted: an answer's neighbours mostly share a few addresses, and isIP is a regular expression. */
+let lastIp = ''
+
 /** One neighbour entry, [id, ip, port], or undefined if it is anything else. */
 export function parseNeighbour(entry: unknown): Contact | undefined {
   if (!Array.isArray(entry) || entry.length !== 3) return undefined
   const [id, ip, port] = entry
-  if (!isNodeId(id) || typeof ip !== 'string' || isIP(ip) === 0 || !isPort(port)) return undefined
+  if (!isNodeId(id) || typeof ip !== 'string' || !isPort(port)) return undefined
+  if (ip !== lastIp) {
+    if (isIP(ip) === 0) return undefined
+    lastIp = ip
+  }
   return Contact.fromId(id, ip, port)
 }
 
