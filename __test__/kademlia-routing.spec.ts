@@ -148,6 +148,48 @@ test('findNeighbors returns the k nearest by XOR distance, nearest first, withou
   t.deepEqual(table.findNeighbors(toKey(randomBytes(20)), 0), [])
 })
 
+test('findNeighbors stays exact while contacts come and go between repeated questions about the same targets', (t) => {
+  const rnd = prng(11)
+  const randomId = () => Buffer.from(Array.from({ length: 20 }, () => Math.floor(rnd() * 256)))
+  const self = randomId()
+  const table = new RoutingTable(toKey(self), 8, () => {})
+  const targets = Array.from({ length: 6 }, () => toKey(randomId()))
+  const added: Contact[] = []
+  let checked = 0
+  for (let step = 0; step < 3000; step++) {
+    const r = rnd()
+    if (r < 0.45 || added.length < 10) {
+      // sometimes a known id at a new address, which must replace the old one in answers
+      const reuse = added.length > 0 && r < 0.05
+      const id = reuse ? Buffer.from(added[Math.floor(rnd() * added.length)].key, 'latin1') : randomId()
+      const c = Contact.fromId(id, '10.4.0.' + (step % 250), 6000 + (step % 1000))
+      table.add(c)
+      added.push(c)
+    } else if (r < 0.6) table.remove(added[Math.floor(rnd() * added.length)])
+    else {
+      const target = targets[Math.floor(rnd() * targets.length)]
+      const inTable = table.buckets.flatMap((b) => [...b.nodes.values()])
+      const asker = r < 0.8 ? inTable[Math.floor(rnd() * inTable.length)]?.address : undefined
+      const expected = inTable
+        .filter((c) => c.key !== target && (asker === undefined || !c.sameHomeAs(asker)))
+        .sort((a, b) => {
+          const da = keyToBigInt(a.key) ^ keyToBigInt(target)
+          const db = keyToBigInt(b.key) ^ keyToBigInt(target)
+          return da < db ? -1 : da > db ? 1 : 0
+        })
+        .slice(0, 8)
+      const got = table.findNeighbors(target, 8, asker)
+      t.deepEqual(
+        got.map((c) => `${hex(c.key)}@${c.ip}:${c.port}`),
+        expected.map((c) => `${hex(c.key)}@${c.ip}:${c.port}`),
+        `step ${step}`,
+      )
+      checked++
+    }
+  }
+  t.true(checked > 1000, `${checked} answers checked`)
+})
+
 test('lonely buckets are those without a lookup in their range for the given time', async (t) => {
   const table = new RoutingTable(ZERO, 2, () => {})
   t.deepEqual(table.lonelyBuckets(10_000), [])
