@@ -45,10 +45,10 @@ function translate(err: unknown, options: TransportOptions): Error {
 }
 
 /**
- * The first datagram of an event-loop turn leaves at once; the addon hands
- * the rest to the runtime thread, and one `commit()` at the end of the turn
- * wakes it for every socket of this thread (a wake-up per datagram would cost
- * a system call, and in a VM an interrupt to the other core, each).
+ * A lone datagram leaves at once; under load the addon hands datagrams to the
+ * runtime thread (crates/rpcudp-node/src/turn.rs), and one `commit()` at the
+ * end of the event-loop turn wakes it for every socket (a wake-up per datagram
+ * would cost a system call, and in a VM an interrupt to the other core, each).
  */
 let commitScheduled = false
 function scheduleCommit(binding: NativeBinding): void {

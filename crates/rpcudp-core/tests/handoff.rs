@@ -43,18 +43,28 @@ const REQUEST: [u8; 4] = [0x92, 0xa1, b'f', 0x90];
 fn handed_over_datagrams_leave_after_a_commit() {
     for external in [false, true] {
         let (rx, target) = sink();
-        // Fewer than fill the sink's default receive buffer, which the runtime's one sendmmsg could overflow.
-        let received = receive(rx, 200);
-        let socket = bound(external);
-        for token in 0..200u64 {
+        // Fewer than fill the sink's default receive buffer, which one sendmmsg could overflow.
+        let received = receive(rx, 150);
+        // 50 sockets with one datagram each (the runtime sends them) and one with 100 (the committing thread does).
+        let singles: Vec<Socket> = (0..50).map(|_| bound(external)).collect();
+        for (token, socket) in singles.iter().enumerate() {
             socket
-                .queue_call(target, &REQUEST, Duration::from_secs(5), token)
+                .queue_call(target, &REQUEST, Duration::from_secs(5), token as u64)
                 .unwrap();
             socket.hand_over();
         }
+        let batch = bound(external);
+        for token in 0..100u64 {
+            batch
+                .queue_call(target, &REQUEST, Duration::from_secs(5), token)
+                .unwrap();
+            batch.hand_over();
+        }
         commit();
-        assert_eq!(received.join().unwrap(), 200, "external: {external}");
-        socket.close();
+        assert_eq!(received.join().unwrap(), 150, "external: {external}");
+        singles.iter().chain([&batch]).for_each(|s| {
+            s.close();
+        });
     }
 }
 
