@@ -6,8 +6,8 @@
 //! onto one list; nothing wakes the runtime until [`commit`], so one wake-up
 //! (a system call, and in a VM an interrupt to the other core) carries the work
 //! of every socket touched since the last one. An event loop commits once per
-//! turn; a caller without one commits after each call. A socket that gathered
-//! several datagrams by then is sent by the committing thread instead.
+//! turn; a caller without one commits after each call. When only a few
+//! sockets are waiting, the committing thread sends them itself instead.
 //!
 //! Sending from the runtime keeps the send system call off the caller's core:
 //! on loopback that call also does the receiver's delivery, most of a
@@ -55,30 +55,27 @@ pub(crate) fn hand_over(shared: &Arc<Shared>, work: u8) {
     }
 }
 
-/// A socket with this many datagrams waiting is sent by the committing thread
-/// itself: one `sendmmsg` shares its system call among them, which costs
-/// less than waking another thread. Handing over pays where sockets have one
-/// or two each (many sockets per process: DHT simulations, multi-homed nodes).
-const SEND_HERE_MIN: usize = 4;
+/// A commit that finds this many sockets or fewer waiting sends them from the
+/// calling thread: a system call each, shared by all of a socket's datagrams,
+/// costs less than waking another thread. Handing over pays when a turn
+/// touched many sockets with a datagram or two each (DHT simulations,
+/// multi-homed nodes): then one wake-up moves all their system calls.
+const SEND_HERE_MAX_SOCKETS: usize = 4;
 
-/// Ends a run of hand-overs: sends the sockets with [`SEND_HERE_MIN`] or more
-/// datagrams waiting from the calling thread, and wakes the runtime, once, for
-/// the rest.
+/// Ends a run of hand-overs: sends the waiting sockets from the calling thread
+/// if they are few (see [`SEND_HERE_MAX_SOCKETS`]), and otherwise, or for a
+/// driver's new deadline, wakes the runtime once for all of them.
 pub fn commit() {
     let h = handoff();
     let mut taken = std::mem::take(&mut *lock(&h.pending));
-    if taken.is_empty() {
-        return;
+    if taken.len() <= SEND_HERE_MAX_SOCKETS {
+        taken.retain(|shared| {
+            // Cleared before sending: a datagram queued after this hands the socket over again.
+            let left = shared.handed_over.fetch_and(!SEND, Ordering::AcqRel) & !SEND;
+            shared.send(&mut lock(&shared.outbox));
+            left != 0
+        });
     }
-    taken.retain(|shared| {
-        if shared.handed_over.load(Ordering::Acquire) & SEND == 0 || lock(&shared.outbox).len() < SEND_HERE_MIN {
-            return true;
-        }
-        // Cleared before sending: a datagram queued after this hands the socket over again.
-        let left = shared.handed_over.fetch_and(!SEND, Ordering::AcqRel) & !SEND;
-        shared.send(&mut lock(&shared.outbox));
-        left != 0
-    });
     if !taken.is_empty() {
         lock(&h.pending).append(&mut taken);
         // Stores a permit if the task is busy: no system call unless it sleeps.

@@ -41,30 +41,32 @@ const REQUEST: [u8; 4] = [0x92, 0xa1, b'f', 0x90];
 
 #[test]
 fn handed_over_datagrams_leave_after_a_commit() {
-    for external in [false, true] {
-        let (rx, target) = sink();
-        // Fewer than fill the sink's default receive buffer, which one sendmmsg could overflow.
-        let received = receive(rx, 150);
-        // 50 sockets with one datagram each (the runtime sends them) and one with 100 (the committing thread does).
-        let singles: Vec<Socket> = (0..50).map(|_| bound(external)).collect();
-        for (token, socket) in singles.iter().enumerate() {
-            socket
-                .queue_call(target, &REQUEST, Duration::from_secs(5), token as u64)
-                .unwrap();
-            socket.hand_over();
+    // Many sockets with a datagram each (the runtime sends them), and a few
+    // with many each (the committing thread sends them itself).
+    for (sockets, each) in [(60u64, 1u64), (2, 60)] {
+        for external in [false, true] {
+            let (rx, target) = sink();
+            // Fewer than fill the sink's default receive buffer, which one sendmmsg could overflow.
+            let received = receive(rx, (sockets * each) as usize);
+            let bound: Vec<Socket> = (0..sockets).map(|_| bound(external)).collect();
+            for (i, socket) in bound.iter().enumerate() {
+                for token in 0..each {
+                    socket
+                        .queue_call(target, &REQUEST, Duration::from_secs(5), i as u64 * each + token)
+                        .unwrap();
+                    socket.hand_over();
+                }
+            }
+            commit();
+            assert_eq!(
+                received.join().unwrap(),
+                (sockets * each) as usize,
+                "{sockets} sockets, {each} each, external: {external}"
+            );
+            bound.iter().for_each(|s| {
+                s.close();
+            });
         }
-        let batch = bound(external);
-        for token in 0..100u64 {
-            batch
-                .queue_call(target, &REQUEST, Duration::from_secs(5), token)
-                .unwrap();
-            batch.hand_over();
-        }
-        commit();
-        assert_eq!(received.join().unwrap(), 150, "external: {external}");
-        singles.iter().chain([&batch]).for_each(|s| {
-            s.close();
-        });
     }
 }
 
