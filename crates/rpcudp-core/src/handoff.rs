@@ -71,9 +71,12 @@ pub fn commit() {
     if taken.len() <= SEND_HERE_MAX_SOCKETS {
         taken.retain(|shared| {
             // Cleared before sending: a datagram queued after this hands the socket over again.
-            let left = shared.handed_over.fetch_and(!SEND, Ordering::AcqRel) & !SEND;
-            shared.send(&mut lock(&shared.outbox));
-            left != 0
+            let work = shared.handed_over.fetch_and(!SEND, Ordering::AcqRel);
+            if work & SEND != 0 {
+                shared.send(&mut lock(&shared.outbox));
+            }
+            // A socket here only for a driver's new deadline goes on to the runtime.
+            work & !SEND != 0
         });
     }
     if !taken.is_empty() {
