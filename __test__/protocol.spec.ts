@@ -252,9 +252,10 @@ eachBackend('a script that closes its protocols exits by itself', async (t, back
 })
 
 eachBackend('an idle listening protocol keeps the process alive; unref() lets it exit', async (t, backend) => {
-  const kept = await runLifetime('idle', backend, {}, 4000)
+  // 8 s, not 4: under CI's parallel load a tsx child once took over 4 s to reach listen() at all.
+  const kept = await runLifetime('idle', backend, {}, 8000)
   t.regex(kept.stdout, /listening/)
-  t.is(kept.signal, 'SIGTERM', 'still running when the 4 s timeout killed it: the socket kept the loop alive')
+  t.is(kept.signal, 'SIGTERM', 'still running when the 8 s timeout killed it: the socket kept the loop alive')
   const unrefd = await runLifetime('unref', backend)
   t.is(unrefd.status, 0, unrefd.stderr)
   t.regex(unrefd.stdout, /listening/)
