@@ -1,5 +1,13 @@
 import { RPCProtocol, type Address, type CallResult, type Handler, type RPCProtocolOptions, type Stats } from '../protocol'
 
+/** Per-call options a Kademlia node passes to its transport. */
+export interface KademliaCallOptions {
+  /** Seconds to wait for this answer (the lookup's adaptive per-contact timeout); the transport's own default otherwise. */
+  timeout?: number
+  /** Aborting settles the call at once as [false, null, {code: 'aborted'}]. */
+  signal?: AbortSignal
+}
+
 /**
  * What a Kademlia node needs from the network: call a peer's method, serve its
  * own. Production runs it on RPCProtocol (RpcTransport); the simulated-network
@@ -8,7 +16,7 @@ import { RPCProtocol, type Address, type CallResult, type Handler, type RPCProto
 export interface KademliaTransport {
   listen(port: number, host: string): Promise<Address>
   /** Never rejects for a network outcome: a lost call resolves to [false, null, failure]. */
-  call(address: Address, name: string, args: unknown[]): Promise<CallResult<unknown>>
+  call(address: Address, name: string, args: unknown[], options?: KademliaCallOptions): Promise<CallResult<unknown>>
   /** Registers the handlers, by method name (without the rpc_ prefix). */
   serve(handlers: Record<string, Handler>): void
   close(): Promise<void>
@@ -28,8 +36,8 @@ export class RpcTransport implements KademliaTransport {
     return this.proto.listen(port, host)
   }
 
-  call(address: Address, name: string, args: unknown[]): Promise<CallResult<unknown>> {
-    return this.proto.callRemote(address, name, args)
+  call(address: Address, name: string, args: unknown[], options?: KademliaCallOptions): Promise<CallResult<unknown>> {
+    return this.proto.callRemote(address, name, args, options)
   }
 
   serve(handlers: Record<string, Handler>): void {
