@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto'
 import { Contact } from '../src/kademlia/contact'
 import { KademliaValueError, digest } from '../src/kademlia'
 import { ID_SPACE, bigIntToKey, toKey, type IdKey } from '../src/kademlia/ids'
+import { NO_DIVERSITY } from '../src/kademlia/diversity'
 import { RoutingTable } from '../src/kademlia/routing'
 import { ForgetfulStorage } from '../src/kademlia/storage'
 import { checkDhtValue } from '../src/kademlia/values'
@@ -21,7 +22,11 @@ function idOf(...prefix: number[]): IdKey {
 }
 
 let port = 1000
-const contact = (key: IdKey) => new Contact(key, '10.1.0.1', port++)
+/** Each contact on its own /24, so the diversity bounds (tested on their own below) never refuse one. */
+const contact = (key: IdKey) => {
+  const n = port++
+  return new Contact(key, `10.${(n >> 8) & 255}.${n & 255}.1`, n)
+}
 const ZERO = idOf()
 const hex = (key: IdKey) => Buffer.from(key, 'latin1').toString('hex')
 
@@ -119,7 +124,8 @@ test('this node never enters its own table, and ids at a bucket edge land in tha
 test('findNeighbors returns the k nearest by XOR distance, nearest first, without the target or the asker', (t) => {
   const rnd = prng(7)
   const self = randomBytes(20)
-  const table = new RoutingTable(toKey(self), 20, () => {})
+  // the contacts share a few /24s: the diversity bounds (tested on their own) would refuse most
+  const table = new RoutingTable(toKey(self), 20, () => {}, NO_DIVERSITY)
   for (let i = 0; i < 400; i++) {
     // a third share their first 3 bytes with this node: distances that tie on their first 24 bits
     const id = Buffer.from(Array.from({ length: 20 }, (_, j) => (i % 3 === 0 && j < 3 ? self[j] : Math.floor(rnd() * 256))))
@@ -152,7 +158,7 @@ test('findNeighbors stays exact while contacts come and go between repeated ques
   const rnd = prng(11)
   const randomId = () => Buffer.from(Array.from({ length: 20 }, () => Math.floor(rnd() * 256)))
   const self = randomId()
-  const table = new RoutingTable(toKey(self), 8, () => {})
+  const table = new RoutingTable(toKey(self), 8, () => {}, NO_DIVERSITY) // one /24: no diversity bounds
   const targets = Array.from({ length: 6 }, () => toKey(randomId()))
   const added: Contact[] = []
   let checked = 0
@@ -233,7 +239,7 @@ test('knowsNearerThanSelf agrees with a scan of every contact', (t) => {
   const rnd = prng(9)
   const randomKey = () => toKey(Buffer.from(Array.from({ length: 20 }, () => Math.floor(rnd() * 256))))
   const self = randomKey()
-  const table = new RoutingTable(self, 8, () => {})
+  const table = new RoutingTable(self, 8, () => {}, NO_DIVERSITY) // one host: no diversity bounds
   for (let i = 0; i < 300; i++) table.add(new Contact(randomKey(), '10.3.0.1', 1000 + i))
   const contacts = table.buckets.flatMap((b) => [...b.nodes.keys()])
   let nearer = 0

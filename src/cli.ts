@@ -129,9 +129,12 @@ set prints true or false, get prints the value as JSON.
   --bootstrap <list>  comma-separated host:port of nodes to join through
   --port <n>          serve: UDP port, 0 for any free one (default 8468)
   --host <ip>         serve: address to bind (default 127.0.0.1)
-  --timeout <s>       seconds to wait for each answer (default 5)
+  --timeout <s>       most seconds to wait for each answer (default 5; lookups
+                      pass over a slow peer sooner, by its measured round trip)
   --ksize <n>         k (default 20)
-  --alpha <n>         parallel calls per lookup round (default 3)
+  --alpha <n>         calls in flight per lookup (default 3)
+  --no-diversity      lift the bounds on contacts per host and per /24 (for
+                      networks on loopback or one subnet, where they share one)
 ${BACKEND_HELP}
 
 Values are JSON and must be what Python kademlia stores: a string, a number, a
@@ -161,7 +164,7 @@ const OPTIONS: Record<string, Record<string, OptionKind>> = {
   },
   call: { ...COMMON, timeout: 'string' },
   ping: { ...COMMON, timeout: 'string', count: 'string', interval: 'string' },
-  dht: { ...COMMON, timeout: 'string', port: 'string', host: 'string', bootstrap: 'string', ksize: 'string', alpha: 'string' },
+  dht: { ...COMMON, timeout: 'string', port: 'string', host: 'string', bootstrap: 'string', ksize: 'string', alpha: 'string', 'no-diversity': 'boolean' },
 }
 
 /**

@@ -32,10 +32,10 @@ export class SimNetwork {
     return Buffer.from(Array.from({ length: 20 }, () => Math.floor(this.random() * 256)))
   }
 
-  /** A transport with the next free address, 10.0.x.y:port. */
+  /** A transport with the next free address, 10.x.y.1:port: each node on its own /24, as on a real network, so the diversity bounds see distinct hosts. */
   transport(): SimTransport {
     const n = this.nextPort++
-    return new SimTransport(this, ['10.0.' + ((n >> 8) & 255) + '.' + (n & 255), 4000 + (n % 1000)])
+    return new SimTransport(this, ['10.' + ((n >> 8) & 255) + '.' + (n & 255) + '.1', 4000 + (n % 1000)])
   }
 
   register(t: SimTransport) {
@@ -44,6 +44,16 @@ export class SimNetwork {
 
   unregister(t: SimTransport) {
     this.endpoints.delete(t.address.join(':'))
+  }
+
+  /** Resolves once no call was made for 20 turns of the event loop (every message in flight has been delivered). */
+  async quiet(): Promise<void> {
+    for (let last = -1, still = 0; still < 20; ) {
+      await new Promise((r) => setImmediate(r))
+      const now = this.totalCalls()
+      still = now === last ? still + 1 : 0
+      last = now
+    }
   }
 
   totalCalls(): number {

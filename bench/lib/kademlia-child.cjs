@@ -58,7 +58,7 @@ async function main() {
   const nodes = []
   const addresses = []
   for (let i = 0; i < N; i++) {
-    const node = new KademliaNode({ backend, ksize, alpha, waitTimeout: 5, nodeId: Buffer.from(Array.from({ length: 20 }, () => Math.floor(rnd() * 256))) })
+    const node = new KademliaNode({ backend, ksize, alpha, waitTimeout: 5, diversity: false, nodeId: Buffer.from(Array.from({ length: 20 }, () => Math.floor(rnd() * 256))) })
     addresses.push(await node.listen(0, '127.0.0.1'))
     nodes.push(node)
   }

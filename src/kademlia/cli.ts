@@ -40,6 +40,7 @@ function newNode(p: Parsed): KademliaNode {
     alpha: positiveInteger(p, 'alpha', 3),
     waitTimeout: positiveSeconds(p, 'timeout', 5),
     backend: backendOption(p),
+    diversity: p.options['no-diversity'] === true ? false : undefined,
   })
 }
 

@@ -1,4 +1,5 @@
 import type { Address } from '../protocol'
+import { sourceKey, subnetKey } from '../source-key'
 import { ID_BYTES, compareDistance, fromKey, keyHead, toKey, type IdKey } from './ids'
 
 /**
@@ -10,6 +11,7 @@ export class Contact {
   /** keyHead(key): sorting by distance compares these first. */
   readonly head: number
   private wire: [Buffer, string, number] | undefined
+  private keys: ContactKeys | undefined
 
   constructor(
     /** The id as an IdKey (20 latin1 characters). */
@@ -45,6 +47,21 @@ export class Contact {
     return [this.ip, this.port]
   }
 
+  /** `ip:port`, what PeerHealth remembers a peer by. */
+  get addressKey(): string {
+    return (this.keys ??= contactKeys(this.ip, this.port)).address
+  }
+
+  /** The host as the diversity bounds count it: an IPv4 address or an IPv6 /64 (sourceKey). */
+  get hostKey(): string {
+    return (this.keys ??= contactKeys(this.ip, this.port)).host
+  }
+
+  /** The network as the diversity bounds count it: an IPv4 /24 or an IPv6 /48. */
+  get subnetKey(): string {
+    return (this.keys ??= contactKeys(this.ip, this.port)).subnet
+  }
+
   sameHomeAs(address: Address): boolean {
     return this.ip === address[0] && this.port === address[1]
   }
@@ -64,6 +81,16 @@ export class Contact {
     for (let i = 0; i < ID_BYTES; i++) if (this.key.charCodeAt(i) !== id[i]) return false
     return true
   }
+}
+
+interface ContactKeys {
+  address: string
+  host: string
+  subnet: string
+}
+
+function contactKeys(ip: string, port: number): ContactKeys {
+  return { address: ip + ':' + port, host: sourceKey(ip), subnet: subnetKey(ip) }
 }
 
 /** Contacts by their first 30 bits, one per slot (the latest), for Contact.fromId; emptied when it reaches RECENT_LIMIT. */

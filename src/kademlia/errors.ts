@@ -20,3 +20,18 @@ export class KademliaStateError extends RPCError {
     super('ERR_KAD_STATE', message, { cause })
   }
 }
+
+/** A Kademlia operation ended by its `signal` (or its `timeout`, as KademliaTimeoutError); nothing more is sent for it. */
+export class KademliaAbortError extends RPCError {
+  constructor(reason?: unknown, code = 'ERR_KAD_ABORTED') {
+    super(code, `the operation was aborted${reason instanceof Error ? `: ${reason.message}` : ''}`, { cause: reason })
+  }
+}
+
+/** A Kademlia operation that ran past its `timeout`. */
+export class KademliaTimeoutError extends KademliaAbortError {
+  constructor(readonly seconds: number) {
+    super(undefined, 'ERR_KAD_TIMEOUT')
+    this.message = `the operation did not finish within ${seconds} s`
+  }
+}

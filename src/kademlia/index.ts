@@ -1,10 +1,11 @@
 /** rpcudp/kademlia: a Kademlia DHT node that joins Python kademlia 2.2.3 networks (docs/KADEMLIA.md). */
 export { KademliaNode } from './node'
-export type { KademliaNodeOptions, KademliaStats, NodeInfo } from './node'
+export type { KademliaNodeOptions, KademliaOperationOptions, KademliaStats, NodeInfo } from './node'
+export type { DiversityBounds, DiversityOption } from './diversity'
 export type { KademliaTransport } from './transport'
 export type { KademliaValue } from './values'
 export type { Key } from './ids'
 export type { WireCounters } from './wire'
 export type { Address, CallResult, Handler } from '../protocol'
 export { digest } from './ids'
-export { KademliaValueError, KademliaArgumentError, KademliaStateError } from './errors'
+export { KademliaValueError, KademliaArgumentError, KademliaStateError, KademliaAbortError, KademliaTimeoutError } from './errors'

@@ -1,15 +1,22 @@
 import { compareContacts, type Contact } from './contact'
+import { DiversityCounter, type DiversityBounds } from './diversity'
 import { compareDistance, keyHead, type IdKey } from './ids'
-import type { KademliaProtocol } from './protocol'
 import { valueIdentity, type KademliaValue } from './values'
 import type { FindReply } from './wire'
 
 /** Bounds on one lookup, so hostile or lossy peers cannot keep it going. */
 export interface LookupLimits {
-  /** Rounds of parallel calls. */
+  /** Hops from the first peers asked: a candidate named by an answer at hop n is asked at hop n + 1. */
   maxRounds: number
   /** Calls in total. */
   maxCalls: number
+}
+
+export interface LookupConfig extends LookupLimits {
+  k: number
+  alpha: number
+  findValue: boolean
+  diversity: DiversityBounds
 }
 
 export interface LookupResult {
@@ -17,40 +24,95 @@ export interface LookupResult {
   nodes: Contact[]
   /** For a value lookup that found it: the value most answers held. */
   value?: KademliaValue
+  /** The nearest node that answered without the value (a value lookup caches the value there). */
+  nearestWithoutValue?: Contact
+  /** Hops: the deepest hop asked. */
   rounds: number
   calls: number
+  /** Calls passed over as slow (their late answers were still used if they came in time). */
+  passedOver: number
+  /** Candidates left out: recently failed, or past a diversity bound. */
+  skipped: number
   /** A limit ended the lookup before it converged. */
   cut: boolean
 }
 
+const ACTIVE = 0
+const SLOW = 1
+const ANSWERED = 2
+const FAILED = 3
+
+/** One call of a lookup. */
+export interface Query {
+  readonly peer: Contact
+  readonly hop: number
+  /** When the lookup stops waiting for it (ms on the caller's clock). */
+  readonly passAt: number
+  state: typeof ACTIVE | typeof SLOW | typeof ANSWERED | typeof FAILED
+}
+
 /**
- * Python's NodeHeap: every candidate heard of, nearest first; only the k
- * nearest are "visible", so dropping a silent node lets the next one in.
- * Python keys candidates by id alone (the first address heard wins); here a
- * candidate is an id at an address, so a peer that names known ids at bogus
- * addresses cannot hide the real nodes.
+ * An iterative lookup as a state machine with no I/O and no clock of its own
+ * (time is passed in), so the same rules run on sockets and on simulated time:
+ *
+ * - `alpha` calls are kept in flight, not synchronous rounds: every answer
+ *   lets the next candidate in at once. When an answer brings nothing nearer
+ *   than what was known, up to k run at once (Python's "ask all of the k
+ *   nearest when a round found nothing nearer").
+ * - A call still unanswered at its peer's timeout (PeerHealth: srtt + 4
+ *   rttvar, waitTimeout the ceiling) is passed over: it leaves the k nearest
+ *   and frees its slot, and its answer is still used if it comes before the
+ *   lookup ends.
+ * - It ends when each of the k nearest candidates that are neither failed nor
+ *   passed over has answered, when a value was found (value lookups), or at a
+ *   limit.
+ *
+ * Candidates are ids at addresses (Python's NodeHeap keys by id and keeps the
+ * first address, so a peer naming real ids at bogus addresses hides the real
+ * nodes), recently failed peers are left out, and one host or network can
+ * hold only its diversity bound of them.
  */
-class Shortlist {
-  /** Nearest first. */
-  private all: Contact[] = []
-  /** Candidates by id (usually one address each). */
+export class LookupState {
+  /** Every candidate, nearest first. */
+  private readonly all: Contact[] = []
   private readonly byId = new Map<IdKey, Contact[]>()
-  private readonly contacted = new Set<Contact>()
+  /** Hop at which each candidate would be asked. */
+  private readonly hops = new Map<Contact, number>()
+  private readonly queries = new Map<Contact, Query>()
+  private readonly diversity: DiversityCounter
   private readonly targetHead: number
+  private readonly values: KademliaValue[] = []
+  private nearestWithoutValue: Contact | undefined
+  private active = 0
+  private stalled = false
+  private cut = false
+  private rounds = 0
+  private calls = 0
+  private passedOver = 0
+  private skipped = 0
 
   constructor(
-    private readonly target: IdKey,
-    private readonly k: number,
+    readonly target: IdKey,
+    private readonly config: LookupConfig,
+    /** Candidates to leave out (PeerHealth.recentlyFailed). */
+    private readonly skip: (c: Contact) => boolean,
   ) {
     this.targetHead = keyHead(target)
+    this.diversity = new DiversityCounter(config.diversity)
   }
 
-  push(contacts: readonly Contact[]): void {
+  /** Adds candidates that would be asked at `hop`. */
+  push(contacts: readonly Contact[], hop: number): void {
     for (const c of contacts) {
       const same = this.byId.get(c.key)
+      if (same !== undefined && same.some((x) => x.port === c.port && x.ip === c.ip)) continue
+      if (this.skip(c) || !this.diversity.admit(c)) {
+        this.skipped++
+        continue
+      }
       if (same === undefined) this.byId.set(c.key, [c])
-      else if (same.some((x) => x.port === c.port && x.ip === c.ip)) continue
       else same.push(c)
+      this.hops.set(c, hop)
       let lo = 0
       let hi = this.all.length
       while (lo < hi) {
@@ -62,94 +124,110 @@ class Shortlist {
     }
   }
 
-  /** Drops candidates that did not answer; they stay known, so nobody re-adds them. */
-  remove(silent: ReadonlySet<Contact>): void {
-    if (silent.size > 0) this.all = this.all.filter((c) => !silent.has(c))
-  }
-
-  visible(): Contact[] {
-    return this.all.slice(0, this.k)
-  }
-
-  /** The visible nodes, each id once (an id heard at two addresses that both answered counts once). */
-  result(): Contact[] {
-    const seen = new Set<IdKey>()
-    return this.visible().filter((c) => {
-      if (seen.has(c.key)) return false
-      seen.add(c.key)
-      return true
-    })
-  }
-
-  uncontacted(): Contact[] {
-    return this.visible().filter((c) => !this.contacted.has(c))
-  }
-
-  markContacted(c: Contact): void {
-    this.contacted.add(c)
-  }
-}
-
-/** Whether two visible lists hold the same candidates in the same order. */
-function sameCandidates(a: readonly Contact[], b: readonly Contact[] | undefined): boolean {
-  return b !== undefined && a.length === b.length && a.every((c, i) => c === b[i])
-}
-
-/**
- * An iterative lookup (Python's SpiderCrawl): each round asks the `alpha`
- * nearest not yet asked, or all of them when the previous round brought
- * nothing nearer; it ends when every visible node was asked, when a value is
- * found (value lookups), or at a limit.
- */
-export async function lookup(
-  protocol: KademliaProtocol,
-  target: IdKey,
-  peers: readonly Contact[],
-  alpha: number,
-  limits: LookupLimits,
-  findValue: boolean,
-): Promise<LookupResult> {
-  const k = protocol.ksize
-  const shortlist = new Shortlist(target, k)
-  shortlist.push(peers)
-  // the nearest node that answered without the value: it gets a copy (paper, section 2.3)
-  let nearestWithoutValue: Contact | undefined
-  let lastVisible: Contact[] | undefined
-  let rounds = 0
-  let calls = 0
-  for (;;) {
-    const visible = shortlist.visible()
-    const count = sameCandidates(visible, lastVisible) ? k : alpha
-    lastVisible = visible
-    const batch = shortlist.uncontacted().slice(0, Math.min(count, limits.maxCalls - calls))
-    if (batch.length === 0 || rounds >= limits.maxRounds) {
-      const cut = shortlist.uncontacted().length > 0
-      return { nodes: shortlist.result(), rounds, calls, cut }
-    }
-    rounds++
-    calls += batch.length
-    for (const peer of batch) shortlist.markContacted(peer)
-    const replies: FindReply[] = await Promise.all(
-      batch.map((peer) => (findValue ? protocol.callFindValue(peer, target) : protocol.callFindNode(peer, target))),
-    )
-    const silent = new Set<Contact>()
-    const values: KademliaValue[] = []
-    replies.forEach((reply, i) => {
-      const peer = batch[i]
-      if (reply === undefined) silent.add(peer)
-      else if ('value' in reply) values.push(reply.value)
-      else {
-        if (findValue && (nearestWithoutValue === undefined || compareDistance(peer.key, nearestWithoutValue.key, target) < 0))
-          nearestWithoutValue = peer
-        shortlist.push(reply.nodes)
+  /** The calls to make now; `timeoutFor` gives each peer's pass-over timeout (ms). */
+  next(now: number, timeoutFor: (c: Contact) => number): Query[] {
+    const out: Query[] = []
+    this.cut = false
+    if (this.values.length > 0) return out
+    const { k, maxCalls, maxRounds } = this.config
+    const parallel = this.stalled ? k : this.config.alpha
+    let visible = 0
+    for (const c of this.all) {
+      const q = this.queries.get(c)
+      if (q !== undefined && (q.state === SLOW || q.state === FAILED)) continue
+      if (++visible > k) break
+      if (q !== undefined) continue
+      const hop = this.hops.get(c)!
+      if (this.calls >= maxCalls || hop > maxRounds) {
+        this.cut = true
+        continue
       }
-    })
-    shortlist.remove(silent)
-    if (values.length > 0) {
-      const value = mostCommon(values)
-      if (nearestWithoutValue !== undefined) await protocol.callStore(nearestWithoutValue, target, value)
-      return { nodes: shortlist.result(), value, rounds, calls, cut: false }
+      if (this.active >= parallel) break
+      const query: Query = { peer: c, hop, passAt: now + timeoutFor(c), state: ACTIVE }
+      this.queries.set(c, query)
+      this.active++
+      this.calls++
+      if (hop > this.rounds) this.rounds = hop
+      out.push(query)
     }
+    return out
+  }
+
+  /** `q` was answered (undefined: malformed, which counts as failed). */
+  answered(q: Query, reply: FindReply): void {
+    if (reply === undefined) return this.failed(q)
+    if (q.state === ACTIVE) this.active--
+    q.state = ANSWERED
+    if ('value' in reply) {
+      this.values.push(reply.value)
+      return
+    }
+    if (this.config.findValue && (this.nearestWithoutValue === undefined || compareDistance(q.peer.key, this.nearestWithoutValue.key, this.target) < 0))
+      this.nearestWithoutValue = q.peer
+    const nearest = this.nearestLive()
+    this.push(reply.nodes, q.hop + 1)
+    this.stalled = this.nearestLive() === nearest
+  }
+
+  /** `q` went unanswered, or its peer is gone for this lookup. */
+  failed(q: Query): void {
+    if (q.state === ACTIVE) this.active--
+    q.state = FAILED
+  }
+
+  /**
+   * Passes over the calls whose time is up; returns the earliest pass-over
+   * time still ahead (when to call expire() again), or undefined if none is.
+   */
+  expire(now: number): number | undefined {
+    let earliest: number | undefined
+    for (const q of this.queries.values()) {
+      if (q.state !== ACTIVE) continue
+      if (q.passAt <= now) {
+        q.state = SLOW
+        this.active--
+        this.passedOver++
+      } else if (earliest === undefined || q.passAt < earliest) earliest = q.passAt
+    }
+    return earliest
+  }
+
+  /** Nothing in flight that the lookup waits for, and nothing left to ask (call after next()). */
+  get done(): boolean {
+    return this.active === 0
+  }
+
+  result(): LookupResult {
+    const nodes: Contact[] = []
+    const seen = new Set<IdKey>()
+    for (const c of this.all) {
+      if (nodes.length === this.config.k) break
+      const q = this.queries.get(c)
+      if (q !== undefined && q.state !== ANSWERED) continue
+      if (seen.has(c.key)) continue
+      seen.add(c.key)
+      nodes.push(c)
+    }
+    const found = this.values.length > 0
+    return {
+      nodes,
+      value: found ? mostCommon(this.values) : undefined,
+      nearestWithoutValue: found ? this.nearestWithoutValue : undefined,
+      rounds: this.rounds,
+      calls: this.calls,
+      passedOver: this.passedOver,
+      skipped: this.skipped,
+      cut: !found && this.cut,
+    }
+  }
+
+  /** The nearest candidate neither failed nor passed over. */
+  private nearestLive(): Contact | undefined {
+    for (const c of this.all) {
+      const q = this.queries.get(c)
+      if (q === undefined || q.state === ACTIVE || q.state === ANSWERED) return c
+    }
+    return undefined
   }
 }
 

@@ -1,10 +1,14 @@
+import { tracingChannel } from 'node:diagnostics_channel'
 import { isIP } from 'node:net'
 import type { BackendChoice } from '../loader'
 import type { Address, RPCProtocolOptions, Stats } from '../protocol'
 import { Contact } from './contact'
-import { KademliaArgumentError } from './errors'
-import { compareDistance, digest, fromKey, isNodeId, randomId, randomIdInRange, toKey, type IdKey, type Key } from './ids'
-import { lookup, type LookupLimits } from './lookup'
+import { crawl } from './crawl'
+import { diversityBounds, type DiversityBounds, type DiversityOption } from './diversity'
+import { KademliaAbortError, KademliaArgumentError, KademliaStateError, KademliaTimeoutError } from './errors'
+import { PeerHealth } from './health'
+import { compareDistance, digest, isNodeId, randomId, randomIdInRange, toKey, type IdKey, type Key } from './ids'
+import { LookupState, type LookupLimits, type LookupResult } from './lookup'
 import { KademliaProtocol } from './protocol'
 import { readState, writeState } from './state'
 import { ForgetfulStorage } from './storage'
@@ -21,7 +25,11 @@ export interface KademliaNodeOptions {
   nodeId?: Buffer
   /** The RPCProtocol backend: 'auto' (default), 'native' or 'pure'. */
   backend?: BackendChoice
-  /** Seconds to wait for each answer. Default 5. */
+  /**
+   * Seconds to wait for each answer. Default 5. Lookups do not wait that
+   * long: a call is passed over after its peer's measured round-trip time
+   * allows (docs/KADEMLIA.md), and waitTimeout is only the ceiling.
+   */
   waitTimeout?: number
   /** Seconds between routing-table refreshes and the republish of keys stored that long ago (Python: 3600). */
   refreshInterval?: number
@@ -36,16 +44,38 @@ export interface KademliaNodeOptions {
   maxBodySize?: number
   /** Other RPCProtocol options (socket buffers, ...). */
   rpc?: Omit<RPCProtocolOptions, 'backend' | 'waitTimeout' | 'maxBodySize'>
+  /**
+   * Contacts one host (IPv4 address, IPv6 /64) and one network (IPv4 /24,
+   * IPv6 /48) may hold in a bucket and among a lookup's candidates. Default
+   * { perHost: 2, perSubnet: 8 }. `false` lifts the bounds: for networks on
+   * loopback or one test subnet, where every node shares an address.
+   */
+  diversity?: DiversityOption
   /** Run on this transport instead of a UDP socket (tests with a simulated network). */
   transport?: KademliaTransport
 }
 
+/** Options of every operation that goes to the network, as RPCProtocol's callRemote takes them. */
+export interface KademliaOperationOptions {
+  /** Aborting stops sending at once; the operation rejects with KademliaAbortError. */
+  signal?: AbortSignal
+  /** Seconds the whole operation may take; then it rejects with KademliaTimeoutError. */
+  timeout?: number
+}
+
 export interface KademliaStats extends WireCounters {
   lookups: number
+  /** Hops of every lookup, added up (a lookup's hops: the deepest it asked). */
   lookupRounds: number
   lookupCalls: number
   /** Lookups a limit ended before they converged. */
   lookupsCut: number
+  /** Lookup calls passed over because their peer was slower than its timeout. */
+  lookupPassedOver: number
+  /** Lookup candidates left out: they failed recently, or their host or network held its diversity bound. */
+  lookupSkipped: number
+  /** Contacts the routing table refused because their host or network held its diversity bound of a bucket. */
+  diversityRefused: number
   contacts: number
   buckets: number
   keys: number
@@ -95,10 +125,12 @@ export class KademliaNode {
   private readonly limits: LookupLimits
   private readonly refreshMs: number
   private readonly maxBodySize: number
-  private readonly counters = { lookups: 0, lookupRounds: 0, lookupCalls: 0, lookupsCut: 0 }
+  private readonly diversity: DiversityBounds
+  private readonly counters = { lookups: 0, lookupRounds: 0, lookupCalls: 0, lookupsCut: 0, lookupPassedOver: 0, lookupSkipped: 0 }
   private refreshTimer?: NodeJS.Timeout
   private saveTimer?: NodeJS.Timeout
   private state: 'new' | 'listening' | 'closed' = 'new'
+  private bound: Address | undefined
 
   constructor(options: KademliaNodeOptions = {}) {
     this.ksize = positiveInteger('ksize', options.ksize, 20)
@@ -113,15 +145,17 @@ export class KademliaNode {
       maxCalls: positiveInteger('maxLookupCalls', options.maxLookupCalls, 8 * this.ksize),
     }
     this.storage = new ForgetfulStorage(positiveSeconds('ttl', options.ttl, 604800), positiveInteger('maxKeys', options.maxKeys, 65536))
+    this.diversity = diversityBounds(options.diversity)
+    const waitTimeout = positiveSeconds('waitTimeout', options.waitTimeout, 5)
     this.transport =
       options.transport ??
       new RpcTransport({
         ...options.rpc,
         backend: options.backend,
-        waitTimeout: positiveSeconds('waitTimeout', options.waitTimeout, 5),
+        waitTimeout,
         maxBodySize: this.maxBodySize,
       })
-    this.protocol = new KademliaProtocol(this.self, this.storage, this.ksize, this.transport)
+    this.protocol = new KademliaProtocol(this.self, this.storage, this.ksize, this.transport, new PeerHealth(waitTimeout * 1000), this.diversity)
     this.transport.serve(this.protocol.handlers())
   }
 
@@ -132,28 +166,60 @@ export class KademliaNode {
 
   /** Binds the UDP socket and starts the periodic refresh; resolves to the bound [host, port]. */
   async listen(port = 0, host = '0.0.0.0'): Promise<Address> {
-    const bound = await this.transport.listen(port, host)
+    if (this.state !== 'new') throw new KademliaStateError(this.state === 'closed' ? 'this node was closed' : 'listen() was called already')
     this.state = 'listening'
-    this.refreshTimer = setInterval(() => void this.refresh(), this.refreshMs).unref()
-    return bound
+    try {
+      this.bound = await this.transport.listen(port, host)
+    } catch (err) {
+      this.state = 'new'
+      throw err
+    }
+    this.scheduleRefresh()
+    return this.bound
+  }
+
+  /** The bound [host, port]; KademliaStateError before listen() and after close(). */
+  address(): Address {
+    this.assertListening('address()')
+    return [this.bound![0], this.bound![1]]
+  }
+
+  /** Like dgram's: an unref'd node does not keep the process alive by itself. */
+  ref(): this {
+    this.transport.ref?.()
+    return this
+  }
+
+  unref(): this {
+    this.transport.unref?.()
+    return this
+  }
+
+  /** `await using node = new KademliaNode()` closes it at the end of the scope. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.state !== 'closed') await this.close()
   }
 
   /**
    * Pings each address, then looks up this node's own id starting from those
    * that answered (Python's bootstrap). Resolves to the nearest nodes found.
    */
-  async bootstrap(addresses: readonly Address[]): Promise<NodeInfo[]> {
+  async bootstrap(addresses: readonly Address[], options?: KademliaOperationOptions): Promise<NodeInfo[]> {
+    this.assertListening('bootstrap()')
     if (!Array.isArray(addresses)) throw new KademliaArgumentError('bootstrap takes an array of [ip, port] addresses')
     const checked = addresses.map(checkAddress)
-    const answered = await Promise.all(checked.map((a) => this.bootstrapNode(a)))
-    const peers = answered.filter((c): c is Contact => c !== undefined)
-    return (await this.runLookup(this.self.key, peers, false)).nodes.map(nodeInfo)
+    return this.operation(options, async (signal) => {
+      const answered = await Promise.all(checked.map((a) => this.bootstrapNode(a, signal)))
+      if (signal?.aborted) throw new KademliaAbortError(signal.reason)
+      const peers = answered.filter((c): c is Contact => c !== undefined)
+      return (await this.runLookup(this.self.key, peers, false, signal)).nodes.map(nodeInfo)
+    })
   }
 
-  private async bootstrapNode(address: Address): Promise<Contact | undefined> {
+  private async bootstrapNode(address: Address, signal: AbortSignal | undefined): Promise<Contact | undefined> {
     let result
     try {
-      result = await this.transport.call(address, 'ping', [this.id])
+      result = await this.transport.call(address, 'ping', [this.id], signal === undefined ? undefined : { signal })
     } catch {
       return undefined
     }
@@ -170,31 +236,41 @@ export class KademliaNode {
   }
 
   /** The value stored under `key`, or null when the network has none (Python's get). */
-  async get(key: Key): Promise<KademliaValue | null> {
+  async get(key: Key, options?: KademliaOperationOptions): Promise<KademliaValue | null> {
+    this.assertListening('get()')
     const dkey = toKey(digest(key))
-    const local = this.storage.get(dkey)
-    if (local !== undefined) return local
-    const nearest = this.protocol.router.findNeighbors(dkey)
-    if (nearest.length === 0) return null
-    return (await this.runLookup(dkey, nearest, true)).value ?? null
+    return this.operation(options, async (signal) => {
+      const local = this.storage.get(dkey)
+      if (local !== undefined) return local
+      const nearest = this.protocol.router.findNeighbors(dkey)
+      if (nearest.length === 0) return null
+      const found = await this.runLookup(dkey, nearest, true, signal)
+      // the paper's caching (section 2.3): a copy on the nearest node that answered without it; not waited for
+      if (found.value !== undefined && found.nearestWithoutValue !== undefined) void this.protocol.callStore(found.nearestWithoutValue, dkey, found.value)
+      return found.value ?? null
+    })
   }
 
   /** Stores `value` under `key` on the k nodes nearest it; true if at least one acknowledged (Python's set). */
-  async set(key: Key, value: KademliaValue | Uint8Array): Promise<boolean> {
+  async set(key: Key, value: KademliaValue | Uint8Array, options?: KademliaOperationOptions): Promise<boolean> {
+    this.assertListening('set()')
     const checked = checkDhtValue(value, this.maxBodySize)
-    return this.store(toKey(digest(key)), checked)
+    const dkey = toKey(digest(key))
+    return this.operation(options, (signal) => this.store(dkey, checked, signal))
   }
 
   /** Like set() with the 20-byte key already digested (Python's set_digest). */
-  async setDigest(dkey: Buffer, value: KademliaValue | Uint8Array): Promise<boolean> {
+  async setDigest(dkey: Buffer, value: KademliaValue | Uint8Array, options?: KademliaOperationOptions): Promise<boolean> {
+    this.assertListening('setDigest()')
     if (!isNodeId(dkey)) throw new KademliaArgumentError('a digested key is 20 bytes')
-    return this.store(toKey(dkey), checkDhtValue(value, this.maxBodySize))
+    const checked = checkDhtValue(value, this.maxBodySize)
+    return this.operation(options, (signal) => this.store(toKey(dkey), checked, signal))
   }
 
-  private async store(dkey: IdKey, checked: KademliaValue): Promise<boolean> {
+  private async store(dkey: IdKey, checked: KademliaValue, signal?: AbortSignal): Promise<boolean> {
     const nearest = this.protocol.router.findNeighbors(dkey)
     if (nearest.length === 0) return false
-    const { nodes } = await this.runLookup(dkey, nearest, false)
+    const { nodes } = await this.runLookup(dkey, nearest, false, signal)
     // this node holds it too when it is one of the k nearest (Python: only when nearer than the farthest found)
     const farthest = nodes[nodes.length - 1]
     if (nodes.length < this.ksize || compareDistance(this.self.key, farthest.key, dkey) < 0) this.storage.set(dkey, checked)
@@ -204,40 +280,68 @@ export class KademliaNode {
 
   /** Up to k [ip, port] of the nodes nearest this one, to bootstrap from next time (Python's bootstrappable_neighbors). */
   bootstrappableNeighbors(): Address[] {
+    this.assertListening('bootstrappableNeighbors()')
     return this.protocol.router.findNeighbors(this.self.key).map((c) => c.address)
   }
 
   /**
    * Looks up a random id in every bucket without a lookup for a refresh
    * interval, then republishes the keys stored at least that long ago (Python's
-   * _refresh_table). Runs by itself every `refreshInterval` seconds.
+   * _refresh_table). Runs by itself about every `refreshInterval` seconds.
    */
-  async refresh(): Promise<void> {
-    if (this.state !== 'listening') return
+  async refresh(options?: KademliaOperationOptions): Promise<void> {
+    this.assertListening('refresh()')
+    await this.operation(options, (signal) => this.refreshNow(signal))
+  }
+
+  private async refreshNow(signal?: AbortSignal): Promise<void> {
     const buckets = this.protocol.router.lonelyBuckets(this.refreshMs)
     await Promise.all(
       buckets.map((b) => {
         const rid = toKey(randomIdInRange(b.low, b.high))
-        return this.runLookup(rid, this.protocol.router.findNeighbors(rid, this.alpha), false)
+        return this.runLookup(rid, this.protocol.router.findNeighbors(rid, this.alpha), false, signal)
       }),
     )
+    // a key stored (by anyone) within the interval is not republished: whoever stored it just did (paper, section 2.5)
     for (const [dkey, value] of this.storage.olderThan(this.refreshMs / 1000)) {
       if (this.state !== 'listening') return
-      await this.store(dkey, value)
+      await this.store(dkey, value, signal)
     }
+  }
+
+  /**
+   * The next refresh, at a random point of the second half of the next
+   * interval and the first half of the one after: nodes started together
+   * drift apart, so one of a key's holders republishes it first and the
+   * others, having just received it, skip it.
+   */
+  private scheduleRefresh(): void {
+    const delay = this.refreshMs * (0.5 + Math.random())
+    this.refreshTimer = setTimeout(() => {
+      if (this.state !== 'listening') return
+      void this.refreshNow()
+        .catch(() => {})
+        .finally(() => {
+          if (this.state === 'listening') this.scheduleRefresh()
+        })
+    }, delay).unref()
   }
 
   /** Writes ksize, alpha, id and neighbours as JSON (Python's save_state, which pickles them). */
   async saveState(path: string): Promise<void> {
+    this.assertListening('saveState()')
     await writeState(path, { ksize: this.ksize, alpha: this.alpha, id: this.id, neighbors: this.bootstrappableNeighbors() })
   }
 
   /** Saves now and then every `seconds` (Python's save_state_regularly; default 600). */
   saveStateRegularly(path: string, seconds = 600): void {
+    this.assertListening('saveStateRegularly()')
     positiveSeconds('seconds', seconds, 600)
     clearInterval(this.saveTimer)
     void this.saveState(path)
-    this.saveTimer = setInterval(() => void this.saveState(path).catch(() => {}), seconds * 1000).unref()
+    this.saveTimer = setInterval(() => {
+      if (this.state === 'listening') void this.saveState(path).catch(() => {})
+    }, seconds * 1000).unref()
   }
 
   /** A node with the saved id, ksize and alpha, listening on `port` and bootstrapped from the saved neighbours (Python's load_state). */
@@ -255,6 +359,7 @@ export class KademliaNode {
     return {
       ...this.protocol.counters,
       ...this.counters,
+      diversityRefused: router.diversityRefused,
       contacts: router.size,
       buckets: router.buckets.length,
       keys: this.storage.size,
@@ -262,22 +367,90 @@ export class KademliaNode {
     }
   }
 
-  /** Stops the timers and closes the socket; outstanding lookups end with what they have. */
+  /** Stops the timers and closes the socket; outstanding lookups end with what they have. A second close() does nothing. */
   async close(): Promise<void> {
+    if (this.state === 'closed') return
+    const wasListening = this.state === 'listening'
     this.state = 'closed'
-    clearInterval(this.refreshTimer)
+    clearTimeout(this.refreshTimer)
     clearInterval(this.saveTimer)
-    await this.transport.close()
+    if (wasListening) await this.transport.close()
   }
 
-  private async runLookup(target: IdKey, peers: Contact[], findValue: boolean) {
-    const result = await lookup(this.protocol, target, peers, this.alpha, this.limits, findValue)
+  private assertListening(what: string): void {
+    if (this.state !== 'listening')
+      throw new KademliaStateError(`${what} needs a listening node: ${this.state === 'new' ? 'call listen() first' : 'this node was closed'}`)
+  }
+
+  /** Runs `body` under the caller's signal and timeout, combined into one signal that the lookups and calls obey. */
+  private async operation<T>(options: KademliaOperationOptions | undefined, body: (signal: AbortSignal | undefined) => Promise<T>): Promise<T> {
+    if (options === undefined) return body(undefined)
+    if (options === null || typeof options !== 'object') throw new KademliaArgumentError(`options must be an object, got ${String(options)}`)
+    const { signal, timeout } = options
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw new KademliaArgumentError('signal must be an AbortSignal')
+    if (timeout !== undefined) positiveSeconds('timeout', timeout, 0)
+    if (signal?.aborted) throw new KademliaAbortError(signal.reason)
+    if (timeout === undefined) return body(signal)
+    const controller = new AbortController()
+    const expired = new KademliaTimeoutError(timeout)
+    const timer = setTimeout(() => controller.abort(expired), Math.min(timeout * 1000, 2 ** 31 - 1))
+    const onAbort = () => controller.abort(signal!.reason)
+    signal?.addEventListener('abort', onAbort, { once: true })
+    try {
+      return await body(controller.signal)
+    } catch (err) {
+      // a timeout is reported as itself, not as an abort whose reason is a timeout
+      if (err instanceof KademliaAbortError && err.cause === expired) throw expired
+      throw err
+    } finally {
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', onAbort)
+    }
+  }
+
+  private async runLookup(target: IdKey, peers: Contact[], findValue: boolean, signal: AbortSignal | undefined): Promise<LookupResult> {
+    const health = this.protocol.health
+    const state = new LookupState(
+      target,
+      { k: this.ksize, alpha: this.alpha, findValue, diversity: this.diversity, ...this.limits },
+      (c) => health.recentlyFailed(c, performance.now()),
+    )
+    state.push(peers, 1)
+    const result = lookupChannel.hasSubscribers
+      ? await traceLookup(target, findValue, () => crawl(this.protocol, state, findValue, signal))
+      : await crawl(this.protocol, state, findValue, signal)
     this.counters.lookups++
     this.counters.lookupRounds += result.rounds
     this.counters.lookupCalls += result.calls
+    this.counters.lookupPassedOver += result.passedOver
+    this.counters.lookupSkipped += result.skipped
     if (result.cut) this.counters.lookupsCut++
     return result
   }
+}
+
+/** diagnostics_channel: every lookup, with `{ target, kind, rounds, calls }` (rounds and calls set at the end). */
+const lookupChannel = tracingChannel<unknown, LookupTrace>('rpcudp:kademlia:lookup')
+
+interface LookupTrace {
+  target: Buffer
+  kind: 'node' | 'value'
+  rounds?: number
+  calls?: number
+  passedOver?: number
+  cut?: boolean
+}
+
+async function traceLookup(target: IdKey, findValue: boolean, run: () => Promise<LookupResult>): Promise<LookupResult> {
+  const context: LookupTrace = { target: Buffer.from(target, 'latin1'), kind: findValue ? 'value' : 'node' }
+  return lookupChannel.tracePromise(async () => {
+    const result = await run()
+    context.rounds = result.rounds
+    context.calls = result.calls
+    context.passedOver = result.passedOver
+    context.cut = result.cut
+    return result
+  }, context)
 }
 
 function nodeInfo(c: Contact): NodeInfo {

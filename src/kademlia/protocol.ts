@@ -1,6 +1,8 @@
 import type { Address, CallResult, Handler } from '../protocol'
 import { Contact } from './contact'
+import type { DiversityBounds } from './diversity'
 import { KademliaArgumentError } from './errors'
+import type { PeerHealth } from './health'
 import { compareDistance, fromKey, isNodeId, toKey, type IdKey } from './ids'
 import { RoutingTable } from './routing'
 import type { ForgetfulStorage } from './storage'
@@ -20,15 +22,19 @@ export class KademliaProtocol {
   private readonly selfId: Buffer
   /** Heads of full buckets being pinged now, so a burst of newcomers pings each once. */
   private readonly pinging = new Set<string>()
+  /** Addresses of new request senders being pinged before they may enter the table. */
+  private readonly verifying = new Set<string>()
 
   constructor(
     readonly self: Contact,
     private readonly storage: ForgetfulStorage,
     readonly ksize: number,
     private readonly transport: KademliaTransport,
+    readonly health: PeerHealth,
+    diversity: DiversityBounds,
   ) {
     this.selfId = self.id
-    this.router = new RoutingTable(self.key, ksize, (head) => this.pingHead(head))
+    this.router = new RoutingTable(self.key, ksize, (head) => this.pingHead(head), diversity)
   }
 
   /** The handlers to serve, named as on the wire (Python's rpc_* methods). */
@@ -36,26 +42,26 @@ export class KademliaProtocol {
     return {
       stun: (sender: Address) => sender,
       ping: (sender: Address, nodeid: unknown) => {
-        this.welcomeIfNew(this.source(sender, nodeid))
+        this.heardFrom(this.source(sender, nodeid))
         return this.selfId
       },
       store: (sender: Address, nodeid: unknown, key: unknown, value: unknown) => {
         const source = this.source(sender, nodeid)
         if (!isNodeId(key) || !isDhtValue(value)) throw this.malformed('store needs a 20-byte key and an int, float, bool, str or bytes value')
-        this.welcomeIfNew(source)
+        this.heardFrom(source)
         this.storage.set(toKey(key), value)
         return true
       },
       find_node: (sender: Address, nodeid: unknown, key: unknown) => {
         const source = this.source(sender, nodeid)
         if (!isNodeId(key)) throw this.malformed('find_node needs a 20-byte key')
-        this.welcomeIfNew(source)
+        this.heardFrom(source)
         return this.neighboursFor(toKey(key), sender)
       },
       find_value: (sender: Address, nodeid: unknown, key: unknown) => {
         const source = this.source(sender, nodeid)
         if (!isNodeId(key)) throw this.malformed('find_value needs a 20-byte key')
-        this.welcomeIfNew(source)
+        this.heardFrom(source)
         const k = toKey(key)
         const value = this.storage.get(k)
         return value === undefined ? this.neighboursFor(k, sender) : { value }
@@ -75,6 +81,29 @@ export class KademliaProtocol {
   private malformed(message: string): KademliaArgumentError {
     this.counters.malformedRequests++
     return new KademliaArgumentError(message)
+  }
+
+  /**
+   * A request's sender. One the table holds at this address is seen again. A
+   * new one (or a known id at a new address) is pinged first, and welcomed
+   * only when it answers: a request's source address can be forged, and only
+   * an answer proves someone is there (which also verifies the address for the
+   * transport's reflection bound). Python welcomes every sender at once.
+   */
+  private heardFrom(contact: Contact): void {
+    if (contact.key === this.self.key) {
+      this.counters.ownIdClaims++
+      return
+    }
+    if (this.router.has(contact)) {
+      this.health.heardFrom(contact)
+      this.router.add(contact)
+      return
+    }
+    const key = contact.addressKey
+    if (this.verifying.has(key) || this.verifying.size >= MAX_VERIFYING) return
+    this.verifying.add(key)
+    void this.callPing(contact).finally(() => this.verifying.delete(key))
   }
 
   /**
@@ -106,27 +135,44 @@ export class KademliaProtocol {
     void this.callPing(head).finally(() => this.pinging.delete(head.key))
   }
 
-  private async call(peer: Contact, name: string, args: unknown[]): Promise<CallResult<unknown>> {
+  /** A call, timed for PeerHealth: an answer is a round-trip sample, a timeout a failure. */
+  private async call(peer: Contact, name: string, args: unknown[], signal?: AbortSignal): Promise<CallResult<unknown>> {
+    const sent = performance.now()
+    let result: CallResult<unknown>
     try {
-      return await this.transport.call(peer.address, name, args)
+      result = await this.transport.call(peer.address, name, args, signal === undefined ? undefined : { signal })
     } catch (err) {
       // only local failures reject (the node is closed); the lookup just ends
       return [false, null, { code: 'closed', message: err instanceof Error ? err.message : String(err) }]
     }
+    if (result[0]) this.health.answered(peer, performance.now() - sent)
+    else if (result[2].code === 'timeout') this.health.failed(peer, performance.now())
+    return result
   }
 
-  /** Python's handle_call_response: a peer that answered is welcomed, one that did not leaves the table. */
+  /**
+   * Python's handle_call_response: a peer that answered is welcomed, one that
+   * did not leaves the table. A call this node aborted or closed says nothing
+   * about the peer.
+   */
   private answered(result: CallResult<unknown>, peer: Contact): boolean {
     if (!result[0]) {
-      this.router.remove(peer)
+      if (!saysNothing(result)) this.router.remove(peer)
       return false
     }
     this.welcomeIfNew(peer)
     return true
   }
 
+  /** True when the peer answered with its own id (anything else is a malformed answer, and the peer is treated as silent). */
   async callPing(peer: Contact): Promise<boolean> {
-    return this.answered(await this.call(peer, 'ping', [this.selfId]), peer)
+    const result = await this.call(peer, 'ping', [this.selfId])
+    if (result[0] && !(isNodeId(result[1]) && toKey(result[1]) === peer.key)) {
+      this.counters.malformedReplies++
+      this.router.remove(peer)
+      return false
+    }
+    return this.answered(result, peer)
   }
 
   /** True when the peer acknowledged the store. */
@@ -135,19 +181,19 @@ export class KademliaProtocol {
     return this.answered(result, peer) && result[1] === true
   }
 
-  callFindNode(peer: Contact, target: IdKey): Promise<FindReply> {
-    return this.find(peer, 'find_node', target)
+  callFindNode(peer: Contact, target: IdKey, signal?: AbortSignal): Promise<FindReply> {
+    return this.find(peer, 'find_node', target, signal)
   }
 
-  callFindValue(peer: Contact, target: IdKey): Promise<FindReply> {
-    return this.find(peer, 'find_value', target)
+  callFindValue(peer: Contact, target: IdKey, signal?: AbortSignal): Promise<FindReply> {
+    return this.find(peer, 'find_value', target, signal)
   }
 
   /** The parsed answer, or undefined when the peer did not answer or answered with a malformed shape (it then leaves the table). */
-  private async find(peer: Contact, name: 'find_node' | 'find_value', target: IdKey): Promise<FindReply> {
-    const result = await this.call(peer, name, [this.selfId, fromKey(target)])
+  private async find(peer: Contact, name: 'find_node' | 'find_value', target: IdKey, signal?: AbortSignal): Promise<FindReply> {
+    const result = await this.call(peer, name, [this.selfId, fromKey(target)], signal)
     if (!result[0]) {
-      this.router.remove(peer)
+      if (!saysNothing(result)) this.router.remove(peer)
       return undefined
     }
     const reply = parseFindReply(result[1], this.ksize, this.self.key, this.counters, name === 'find_value')
@@ -155,4 +201,12 @@ export class KademliaProtocol {
     else this.welcomeIfNew(peer)
     return reply
   }
+}
+
+/** New request senders pinged at once at most: a flood of forged sources costs a bounded number of pings. */
+const MAX_VERIFYING = 1024
+
+/** A failure of this node's own making (an abort, a close), not the peer's. */
+function saysNothing(result: CallResult<unknown>): boolean {
+  return !result[0] && (result[2].code === 'aborted' || result[2].code === 'closed')
 }

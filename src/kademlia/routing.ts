@@ -1,5 +1,6 @@
 import type { Address } from '../protocol'
 import { compareContacts, type Contact } from './contact'
+import { DEFAULT_DIVERSITY, fitsAmong, type DiversityBounds } from './diversity'
 import { ID_BYTES, ID_SPACE, bigIntToKey, keyHead, sharedPrefixBits, type IdKey } from './ids'
 
 /**
@@ -24,6 +25,7 @@ export class KBucket {
     readonly high: bigint,
     readonly ksize: number,
     readonly maxReplacements: number,
+    readonly diversity: DiversityBounds,
   ) {
     this.lowKey = bigIntToKey(low)
     this.highKey = bigIntToKey(high)
@@ -50,30 +52,41 @@ export class KBucket {
     return this.lowKey <= key && key <= this.highKey
   }
 
-  /** True if it went into the bucket; false if the bucket is full and it went into the replacement cache. */
-  add(contact: Contact): boolean {
-    if (this.nodes.has(contact.key)) {
-      // seen again: it becomes the most recently seen
+  /**
+   * 'added' if it is in the bucket now; 'full' if the bucket is full and it
+   * went into the replacement cache; 'refused' if its host or network already
+   * holds its diversity bound of the bucket (or of the cache).
+   */
+  add(contact: Contact): 'added' | 'full' | 'refused' {
+    const known = this.nodes.get(contact.key)
+    if (known !== undefined) {
+      // seen again: it becomes the most recently seen (at the address it was heard from, which the caller verified)
       this.nodes.delete(contact.key)
+      if (known.subnetKey !== contact.subnetKey && !fitsAmong(contact, this.nodes.values(), this.diversity)) {
+        this.nodes.set(known.key, known)
+        return 'refused'
+      }
       this.nodes.set(contact.key, contact)
-      return true
+      return 'added'
     }
     if (this.nodes.size < this.ksize) {
+      if (!fitsAmong(contact, this.nodes.values(), this.diversity)) return 'refused'
       this.nodes.set(contact.key, contact)
-      return true
+      return 'added'
     }
+    if (!this.replacements.has(contact.key) && !fitsAmong(contact, this.replacements.values(), this.diversity)) return 'refused'
     this.replacements.delete(contact.key)
     this.replacements.set(contact.key, contact)
     if (this.replacements.size > this.maxReplacements) this.replacements.delete(this.replacements.keys().next().value!)
-    return false
+    return 'full'
   }
 
-  /** Removes a contact; the most recently seen replacement takes its place (paper, section 4.1). */
+  /** Removes a contact; the most recently seen replacement that fits the bounds takes its place (paper, section 4.1). */
   remove(contact: Contact): void {
     this.replacements.delete(contact.key)
     if (!this.nodes.delete(contact.key)) return
     let newest: Contact | undefined
-    for (const r of this.replacements.values()) newest = r
+    for (const r of this.replacements.values()) if (fitsAmong(r, this.nodes.values(), this.diversity)) newest = r
     if (newest !== undefined) {
       this.replacements.delete(newest.key)
       this.nodes.set(newest.key, newest)
@@ -82,8 +95,8 @@ export class KBucket {
 
   split(): [KBucket, KBucket] {
     const mid = (this.low + this.high) / 2n
-    const one = new KBucket(this.low, mid, this.ksize, this.maxReplacements)
-    const two = new KBucket(mid + 1n, this.high, this.ksize, this.maxReplacements)
+    const one = new KBucket(this.low, mid, this.ksize, this.maxReplacements, this.diversity)
+    const two = new KBucket(mid + 1n, this.high, this.ksize, this.maxReplacements, this.diversity)
     for (const c of [...this.nodes.values(), ...this.replacements.values()]) (c.key <= one.highKey ? one : two).add(c)
     return [one, two]
   }
@@ -114,18 +127,21 @@ export class KBucket {
  */
 export class RoutingTable {
   buckets: KBucket[]
+  /** Contacts refused because their host or network held its diversity bound of a bucket. */
+  diversityRefused = 0
 
   constructor(
     private readonly selfKey: IdKey,
     readonly ksize: number,
     private readonly pingHead: (head: Contact) => void,
+    private readonly diversity: DiversityBounds = DEFAULT_DIVERSITY,
     private readonly replacementFactor = 5,
   ) {
     this.buckets = [this.newBucket(0n, ID_SPACE - 1n)]
   }
 
   private newBucket(low: bigint, high: bigint) {
-    return new KBucket(low, high, this.ksize, this.ksize * this.replacementFactor)
+    return new KBucket(low, high, this.ksize, this.ksize * this.replacementFactor, this.diversity)
   }
 
   /** The index of the bucket whose range holds `key` (ranges are inclusive; Python's `<` misplaces each range's top id). */
@@ -166,7 +182,12 @@ export class RoutingTable {
     for (;;) {
       const index = this.bucketIndex(contact.key)
       const bucket = this.buckets[index]
-      if (bucket.add(contact)) return
+      const outcome = bucket.add(contact)
+      if (outcome === 'added') return
+      if (outcome === 'refused') {
+        this.diversityRefused++
+        return
+      }
       if (bucket.hasInRange(this.selfKey) || bucket.depth() % 5 !== 0) {
         this.buckets.splice(index, 1, ...bucket.split())
         continue

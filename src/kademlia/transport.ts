@@ -22,6 +22,9 @@ export interface KademliaTransport {
   close(): Promise<void>
   /** RPCProtocol's counters, when the transport is one. */
   stats?(): Stats
+  /** Whether the socket keeps the process alive (dgram's ref/unref), when the transport has one. */
+  ref?(): void
+  unref?(): void
 }
 
 /** The production transport: one RPCProtocol, so one UDP socket per node. */
@@ -50,5 +53,13 @@ export class RpcTransport implements KademliaTransport {
 
   stats(): Stats {
     return this.proto.stats()
+  }
+
+  ref(): void {
+    this.proto.ref()
+  }
+
+  unref(): void {
+    this.proto.unref()
   }
 }

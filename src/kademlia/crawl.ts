@@ -1,0 +1,60 @@
+import type { Contact } from './contact'
+import { KademliaAbortError } from './errors'
+import type { LookupResult, LookupState, Query } from './lookup'
+import type { KademliaProtocol } from './protocol'
+
+/**
+ * Drives a LookupState on real time: sends what it asks for, feeds it the
+ * answers, and keeps one timer for the earliest pass-over. Resolves as soon
+ * as the state is done; calls passed over are left to settle by themselves
+ * (their answers still update the routing table). An abort stops sending at
+ * once, aborts the calls in flight and rejects with KademliaAbortError.
+ */
+export function crawl(protocol: KademliaProtocol, state: LookupState, findValue: boolean, signal?: AbortSignal): Promise<LookupResult> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(new KademliaAbortError(signal.reason))
+    let finished = false
+    let timer: NodeJS.Timeout | undefined
+    let timerAt = Infinity
+    const timeoutFor = (c: Contact) => protocol.health.timeoutFor(c)
+
+    const finish = (err?: KademliaAbortError) => {
+      finished = true
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', onAbort)
+      if (err !== undefined) reject(err)
+      else resolve(state.result())
+    }
+    const onAbort = () => finish(new KademliaAbortError(signal!.reason))
+
+    const pump = () => {
+      if (finished) return
+      const now = performance.now()
+      state.expire(now)
+      for (const q of state.next(now, timeoutFor)) send(q)
+      if (state.done) return finish()
+      // not done: a call is in flight, due later than now, so this passes nothing over and names the next pass-over
+      const at = state.expire(now)!
+      if (at !== timerAt) {
+        clearTimeout(timer)
+        timerAt = at
+        timer = setTimeout(onTimer, Math.max(0, at - now))
+      }
+    }
+    const onTimer = () => {
+      timerAt = Infinity
+      pump()
+    }
+    const send = (q: Query) => {
+      const call = findValue ? protocol.callFindValue(q.peer, state.target, signal) : protocol.callFindNode(q.peer, state.target, signal)
+      void call.then((reply) => {
+        if (finished) return
+        state.answered(q, reply)
+        pump()
+      })
+    }
+
+    signal?.addEventListener('abort', onAbort, { once: true })
+    pump()
+  })
+}
