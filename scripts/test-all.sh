@@ -55,6 +55,10 @@ echo "== ava (every spec; each behaviour on the native and the pure backend)"
 npx ava --tap 2>&1 | tee "$log"
 count_ava "${PIPESTATUS[0]}" "ava"
 
+echo "== ava, Kademlia churn on real sockets (alone: its assertions are latencies)"
+npx ava __test__/kademlia-churn.spec.ts --config ava.churn.config.cjs --tap 2>&1 | tee "$log"
+count_ava "${PIPESTATUS[0]}" "ava (churn)"
+
 echo "== ava, native backend receiving on the runtime thread (nativeIo: 'thread')"
 RPCUDP_NATIVE_IO=thread npx ava __test__/protocol.spec.ts __test__/hostile.spec.ts --match '[native]*' --tap 2>&1 | tee "$log"
 count_ava "${PIPESTATUS[0]}" "ava (nativeIo thread)"

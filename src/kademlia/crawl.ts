@@ -16,7 +16,10 @@ export function crawl(protocol: KademliaProtocol, state: LookupState, findValue:
     let finished = false
     let timer: NodeJS.Timeout | undefined
     let timerAt = Infinity
-    const timeoutFor = (c: Contact) => protocol.health.timeoutFor(c)
+    const health = protocol.health
+    const timeoutFor = (c: Contact) => health.timeoutFor(c)
+    // every other lookup skips a peer passed over here until it answers
+    const passed = (q: Query) => health.slow(q.peer, performance.now())
 
     const finish = (err?: KademliaAbortError) => {
       finished = true
@@ -30,7 +33,7 @@ export function crawl(protocol: KademliaProtocol, state: LookupState, findValue:
     const pump = () => {
       if (finished) return
       const now = performance.now()
-      state.expire(now)
+      state.expire(now, passed)
       for (const q of state.next(now, timeoutFor)) send(q)
       if (state.done) return finish()
       // not done: a call is in flight, due later than now, so this passes nothing over and names the next pass-over

@@ -5,7 +5,7 @@ interface Peer {
   /** Smoothed round-trip time and its mean deviation, ms (RFC 6298); NaN until the first answer. */
   srtt: number
   rttvar: number
-  /** When its last call went unanswered (ms, the node's clock); -Infinity if none did. */
+  /** When its last call went unanswered, or was passed over as slow (ms, the node's clock); -Infinity if none was. */
   failedAt: number
 }
 
@@ -71,7 +71,12 @@ export class PeerHealth {
     this.touch(c).failedAt = now
   }
 
-  /** Whether `c`'s last call went unanswered less than FAILURE_MEMORY_MS ago (and nothing was heard from it since). */
+  /** A lookup passed over a call to `c` at `now`: until `c` answers, other lookups leave it out too. */
+  slow(c: Contact, now: number): void {
+    this.touch(c).failedAt = now
+  }
+
+  /** Whether `c`'s last call went unanswered (or was passed over) less than FAILURE_MEMORY_MS ago, and nothing was heard from it since. */
   recentlyFailed(c: Contact, now: number): boolean {
     const p = this.peers.get(c.addressKey)
     return p !== undefined && now - p.failedAt < FAILURE_MEMORY_MS

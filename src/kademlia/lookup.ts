@@ -22,7 +22,7 @@ export interface LookupConfig extends LookupLimits {
 export interface LookupResult {
   /** The nearest nodes that answered (or were not reached yet when a limit cut the lookup), nearest first, at most k. */
   nodes: Contact[]
-  /** For a value lookup that found it: the value most answers held. */
+  /** For a value lookup that found it: the value most answers held (answers that came together). */
   value?: KademliaValue
   /** The nearest node that answered without the value (a value lookup caches the value there). */
   nearestWithoutValue?: Contact
@@ -64,8 +64,8 @@ export interface Query {
  *   and frees its slot, and its answer is still used if it comes before the
  *   lookup ends.
  * - It ends when each of the k nearest candidates that are neither failed nor
- *   passed over has answered, when a value was found (value lookups), or at a
- *   limit.
+ *   passed over has answered, at the first value found (value lookups; Python
+ *   waits for the round and takes the most common value), or at a limit.
  *
  * Candidates are ids at addresses (Python's NodeHeap keys by id and keeps the
  * first address, so a peer naming real ids at bogus addresses hides the real
@@ -83,7 +83,8 @@ export class LookupState {
   private readonly targetHead: number
   private readonly values: KademliaValue[] = []
   private nearestWithoutValue: Contact | undefined
-  private active = 0
+  /** Calls in flight to the k nearest live candidates, as the last next() counted them. */
+  private waiting = 0
   private stalled = false
   private cut = false
   private rounds = 0
@@ -128,6 +129,7 @@ export class LookupState {
   next(now: number, timeoutFor: (c: Contact) => number): Query[] {
     const out: Query[] = []
     this.cut = false
+    this.waiting = 0
     if (this.values.length > 0) return out
     const { k, maxCalls, maxRounds } = this.config
     const parallel = this.stalled ? k : this.config.alpha
@@ -136,16 +138,20 @@ export class LookupState {
       const q = this.queries.get(c)
       if (q !== undefined && (q.state === SLOW || q.state === FAILED)) continue
       if (++visible > k) break
-      if (q !== undefined) continue
+      if (q !== undefined) {
+        if (q.state === ACTIVE) this.waiting++
+        continue
+      }
       const hop = this.hops.get(c)!
       if (this.calls >= maxCalls || hop > maxRounds) {
         this.cut = true
         continue
       }
-      if (this.active >= parallel) break
+      // a call to a candidate that has fallen out of the k nearest no longer holds a slot
+      if (this.waiting >= parallel) break
       const query: Query = { peer: c, hop, passAt: now + timeoutFor(c), state: ACTIVE }
       this.queries.set(c, query)
-      this.active++
+      this.waiting++
       this.calls++
       if (hop > this.rounds) this.rounds = hop
       out.push(query)
@@ -156,7 +162,6 @@ export class LookupState {
   /** `q` was answered (undefined: malformed, which counts as failed). */
   answered(q: Query, reply: FindReply): void {
     if (reply === undefined) return this.failed(q)
-    if (q.state === ACTIVE) this.active--
     q.state = ANSWERED
     if ('value' in reply) {
       this.values.push(reply.value)
@@ -171,30 +176,34 @@ export class LookupState {
 
   /** `q` went unanswered, or its peer is gone for this lookup. */
   failed(q: Query): void {
-    if (q.state === ACTIVE) this.active--
     q.state = FAILED
   }
 
   /**
-   * Passes over the calls whose time is up; returns the earliest pass-over
-   * time still ahead (when to call expire() again), or undefined if none is.
+   * Passes over the calls whose time is up (telling `passed` of each); returns
+   * the earliest pass-over time still ahead (when to call expire() again), or
+   * undefined if none is.
    */
-  expire(now: number): number | undefined {
+  expire(now: number, passed?: (q: Query) => void): number | undefined {
     let earliest: number | undefined
     for (const q of this.queries.values()) {
       if (q.state !== ACTIVE) continue
       if (q.passAt <= now) {
         q.state = SLOW
-        this.active--
         this.passedOver++
+        passed?.(q)
       } else if (earliest === undefined || q.passAt < earliest) earliest = q.passAt
     }
     return earliest
   }
 
-  /** Nothing in flight that the lookup waits for, and nothing left to ask (call after next()). */
+  /**
+   * Call after next(): a value was found (value lookups end at the first), or
+   * no call to the k nearest live candidates is in flight and none is left to
+   * make. Calls to candidates that fell out of the k nearest are not waited for.
+   */
   get done(): boolean {
-    return this.active === 0
+    return this.values.length > 0 || this.waiting === 0
   }
 
   result(): LookupResult {
