@@ -63,3 +63,33 @@ test.serial('dht serve, set and get: JSON values, exit codes like call, and a Py
   const [code] = await once(server, 'exit')
   t.is(code, 0)
 })
+
+test.serial('dht get against a network it has used before: after 10 earlier CLI runs it takes at most twice as long as the first', async (t) => {
+  t.timeout(300_000)
+  const servers = []
+  let first: string | undefined
+  for (let i = 0; i < 3; i++) {
+    const args = ['dht', 'serve', '--port', '0', '--no-diversity', ...(first === undefined ? [] : ['--bootstrap', first])]
+    const server = spawn(process.execPath, [...NODE_ARGS, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+    t.teardown(() => {
+      if (server.exitCode === null && server.signalCode === null) server.kill('SIGKILL')
+    })
+    const [address] = (await once(createInterface({ input: server.stdout }), 'line')) as [string]
+    first ??= address
+    servers.push(server)
+  }
+  // the default timeout (5 s): each CLI node below is left behind, dead, in the servers' tables
+  const common = ['--bootstrap', first!, '--no-diversity']
+  t.like(await rpcudp(['dht', 'set', 'again', '1', ...common]), { code: 0 })
+  const timed = async () => {
+    const t0 = performance.now()
+    t.like(await rpcudp(['dht', 'get', 'again', ...common]), { code: 0, stdout: '1\n' })
+    return performance.now() - t0
+  }
+  const firstRun = await timed()
+  for (let i = 0; i < 10; i++) t.like(await rpcudp(i % 2 ? ['dht', 'get', 'again', ...common] : ['dht', 'set', `more-${i}`, String(i), ...common]), { code: 0 })
+  const later = await timed()
+  t.log(`dht get: first run ${firstRun.toFixed(0)} ms, after 10 more CLI runs ${later.toFixed(0)} ms`)
+  t.true(later <= 2 * firstRun, `${later.toFixed(0)} ms against ${firstRun.toFixed(0)} ms`)
+  for (const s of servers) s.kill('SIGINT')
+})

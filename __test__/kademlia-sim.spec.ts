@@ -310,3 +310,31 @@ test('saveState writes JSON; loadState brings the node back with its id and boot
   t.true(again.stats().contacts >= 1)
   await t.throwsAsync(KademliaNode.loadState(join(tmpdir(), 'no-such-kad-state.json')), { code: 'ERR_KAD_STATE' })
 })
+
+test('Sybil: 200 nodes on one IP and 200 on one /24 fill at most their bounds of any bucket, and lookups still find keys held by honest nodes', async (t) => {
+  const net = new SimNetwork(30)
+  const honest = await cluster(net, 40)
+  t.teardown(() => closeAll(honest))
+  for (let i = 0; i < 20; i++) t.true(await pick(net, honest).node.set(`honest-${i}`, i))
+  const victim = honest[0].node
+  const sybils: SimNode[] = []
+  t.teardown(() => closeAll(sybils))
+  for (let i = 0; i < 400; i++) {
+    // the first 200 share one address, the next 200 one /24
+    const transport = net.transportAt(i < 200 ? ['10.250.0.1', 1000 + i] : ['10.251.0.' + (i - 199), 2000])
+    const node = new KademliaNode({ nodeId: net.id(), transport, diversity: false })
+    sybils.push({ node, transport, address: await node.listen() })
+    // each joins through the victim, so the victim hears of (and verifies) every one of them
+    await node.bootstrap([honest[0].address])
+  }
+  await net.quiet()
+  for (const bucket of (victim as any).protocol.router.buckets) {
+    const ips = [...bucket.nodes.values()].map((c: any) => c.ip as string)
+    t.true(ips.filter((ip) => ip === '10.250.0.1').length <= 2, 'at most perHost (2) of one IP in a bucket')
+    t.true(ips.filter((ip) => ip.startsWith('10.251.0.')).length <= 8, 'at most perSubnet (8) of one /24 in a bucket')
+  }
+  t.true(victim.stats().diversityRefused > 0)
+  let found = 0
+  for (let i = 0; i < 20; i++) if ((await victim.get(`honest-${i}`)) === i) found++
+  t.is(found, 20)
+})

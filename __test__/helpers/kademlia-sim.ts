@@ -38,6 +38,11 @@ export class SimNetwork {
     return new SimTransport(this, ['10.' + ((n >> 8) & 255) + '.' + (n & 255) + '.1', 4000 + (n % 1000)])
   }
 
+  /** A transport at a chosen address (several hosts behind one IP, one /24, ...). */
+  transportAt(address: Address): SimTransport {
+    return new SimTransport(this, address)
+  }
+
   register(t: SimTransport) {
     this.endpoints.set(t.address.join(':'), t)
   }

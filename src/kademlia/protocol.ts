@@ -118,15 +118,20 @@ export class KademliaProtocol {
       this.counters.ownIdClaims++
       return
     }
-    if (this.router.isNew(contact)) {
-      this.storage.forEach((key, value) => {
-        if (this.router.knowsNearerThanSelf(key)) return
-        const neighbours = this.router.findNeighbors(key)
-        const last = neighbours[neighbours.length - 1]
-        if (neighbours.length < this.ksize || compareDistance(contact.key, last.key, key) < 0) void this.callStore(contact, key, value)
-      })
+    if (!this.router.isNew(contact)) {
+      this.router.add(contact)
+      return
     }
-    this.router.add(contact)
+    // which keys it should hold is decided before it is added (it would be among its own neighbours)
+    const welcome: Array<[IdKey, KademliaValue]> = []
+    this.storage.forEach((key, value) => {
+      if (this.router.knowsNearerThanSelf(key)) return
+      const neighbours = this.router.findNeighbors(key)
+      const last = neighbours[neighbours.length - 1]
+      if (neighbours.length < this.ksize || compareDistance(contact.key, last.key, key) < 0) welcome.push([key, value])
+    })
+    // a contact the table refuses stays new: welcoming it would repeat on every answer it gives
+    if (this.router.add(contact)) for (const [key, value] of welcome) void this.callStore(contact, key, value)
   }
 
   private pingHead(head: Contact): void {

@@ -177,16 +177,17 @@ export class RoutingTable {
     return c !== undefined && c.ip === contact.ip && c.port === contact.port
   }
 
-  add(contact: Contact): void {
-    if (contact.key === this.selfKey) return
+  /** False if the contact was refused (this node's own id, or past a diversity bound); true if it is in a bucket or its replacement cache. */
+  add(contact: Contact): boolean {
+    if (contact.key === this.selfKey) return false
     for (;;) {
       const index = this.bucketIndex(contact.key)
       const bucket = this.buckets[index]
       const outcome = bucket.add(contact)
-      if (outcome === 'added') return
+      if (outcome === 'added') return true
       if (outcome === 'refused') {
         this.diversityRefused++
-        return
+        return false
       }
       if (bucket.hasInRange(this.selfKey) || bucket.depth() % 5 !== 0) {
         this.buckets.splice(index, 1, ...bucket.split())
@@ -194,7 +195,7 @@ export class RoutingTable {
       }
       const head = bucket.head()
       if (head !== undefined) this.pingHead(head)
-      return
+      return true
     }
   }
 
