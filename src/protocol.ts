@@ -164,6 +164,18 @@ function failureCode(wireCode: string): FailureCode {
   return Object.hasOwn(FAILURE_BY_WIRE_CODE, wireCode) ? FAILURE_BY_WIRE_CODE[wireCode] : 'remoteError'
 }
 
+/**
+ * Names the call proxy does not turn into remote calls, because the language or
+ * common tools probe objects for them: a function under `then` makes the proxy a
+ * thenable, so `await`ing or returning it from an async function would call the
+ * peer's `then` and hang or reject; `toJSON` (JSON.stringify), `inspect` (old
+ * util.inspect), `asymmetricMatch` (jest/vitest), `$$typeof` (React), `nodeType`
+ * (DOM checks in pretty-format), `__esModule` (ES module interop). Symbols
+ * (util.inspect.custom, Symbol.toPrimitive, Symbol.toStringTag, Symbol.iterator)
+ * are never remote either. A peer method of such a name is reachable through callRemote.
+ */
+const NOT_REMOTE: ReadonlySet<string> = new Set(['then', 'catch', 'finally', 'toJSON', 'inspect', 'asymmetricMatch', '$$typeof', 'nodeType', '__esModule'])
+
 /** Largest perSource.maxSources: the core links its table with u32 indices. */
 const MAX_SOURCES = 2 ** 32 - 2
 
@@ -491,8 +503,10 @@ export class RPCProtocol<Remote extends object = {}> {
   private makeCallProxy(): CallProxy<Remote> {
     const cache = new Map<string, (address: Address, ...args: unknown[]) => Promise<CallResult<any>>>()
     return new Proxy({} as CallProxy<Remote>, {
-      get: (_target, name) => {
-        if (typeof name !== 'string') return undefined
+      get: (target, name) => {
+        if (typeof name !== 'string' || NOT_REMOTE.has(name)) return undefined
+        // toString, constructor, hasOwnProperty...: what String(), instanceof checks and loggers expect of an object
+        if (name in Object.prototype) return Reflect.get(target, name)
         let fn = cache.get(name)
         if (!fn) {
           fn = (address: Address, ...args: unknown[]) => this.callRemote(address, name, args)
