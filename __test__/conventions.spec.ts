@@ -71,3 +71,43 @@ eachBackend('a method name the proxy keeps for probes is still reachable as an o
   t.deepEqual(await client.callRemote(address, 'toString'), [true, 'remote'])
   t.deepEqual(await client.call.sum(address, 1, 2), [true, 3])
 })
+
+eachBackend('await using closes the protocol when the scope ends', async (t, backend) => {
+  let kept: RPCProtocol
+  {
+    await using proto = new RPCProtocol({ backend })
+    await proto.listen(0, '127.0.0.1')
+    kept = proto
+    t.truthy(proto.address())
+  }
+  t.is(kept.address(), null)
+  await t.throwsAsync(kept.listen(0, '127.0.0.1'), { instanceOf: RPCStateError, code: 'ERR_RPC_CLOSED' })
+  t.is(typeof RPCProtocol.prototype[Symbol.asyncDispose], 'function')
+})
+
+eachBackend('a second listen() is an RPCStateError and leaves the first socket bound', async (t, backend) => {
+  const proto = new RPCProtocol({ backend })
+  t.teardown(() => proto.close())
+  const bound = await proto.listen(0, '127.0.0.1')
+  await t.throwsAsync(proto.listen(0, '127.0.0.1'), { instanceOf: RPCStateError, code: 'ERR_RPC_ALREADY_LISTENING' })
+  t.deepEqual(proto.address(), bound)
+})
+
+test('an unknown option is an RPCArgumentError naming the nearest valid one', (t) => {
+  const cases: [object, RegExp][] = [
+    [{ waitTimeot: 5 }, /RPCProtocol options: unknown option "waitTimeot"; did you mean "waitTimeout"\?/],
+    [{ maxHandler: 5 }, /"maxHandler"; did you mean "maxHandlers"/],
+    [{ backnd: 'pure' }, /"backnd"; did you mean "backend"/],
+    [{ perSource: { requestPerSecond: 5 } }, /perSource: unknown option "requestPerSecond"; did you mean "requestsPerSecond"/],
+    [{ perSource: { brust: 5, requestsPerSecond: 5 } }, /perSource: unknown option "brust"; did you mean "burst"/],
+  ]
+  for (const [options, message] of cases) t.throws(() => new RPCProtocol(options as any), { instanceOf: RPCArgumentError, message })
+  // every documented option is accepted (and nothing is bound, so nothing to close)
+  t.notThrows(() =>
+    new RPCProtocol({
+      waitTimeout: 1, backend: 'pure', maxBodySize: 100, maxOutstanding: 1, maxHandlers: 1, errorReplies: true, exposeErrors: false,
+      checkSender: true, recvBufferSize: 1 << 16, sendBufferSize: 1 << 16, nativeIo: 'loop', handlerTimeout: 1,
+      perSource: { requestsPerSecond: 1, burst: 1, maxHandlers: 1, maxSources: 1 },
+    }),
+  )
+})

@@ -12,12 +12,15 @@ import {
   notListening,
 } from './errors'
 import { createTransport, defaultNativeIo, type BackendChoice, type NativeIo } from './loader'
-import { MAX_CONCURRENCY, MAX_SOCKET_BUFFER, boolean, describe, oneOf, port as checkPort, positive, timeoutMs } from './validate'
+import { MAX_CONCURRENCY, MAX_SOCKET_BUFFER, boolean, checkKeys, describe, oneOf, port as checkPort, positive, timeoutMs } from './validate'
 import { RateLimitedLog } from './log'
 import { sourceKey } from './source-key'
 import type { Address, BackendName, RateConfig, Transport, TransportSink, WireDropReason, WireStats } from './transport'
 
 export type { Address, BackendName }
+
+/** Node 20.0–20.3 and other runtimes without the well-known symbol use the one Node polyfilled it with, as Node's own classes do. */
+const asyncDispose: typeof Symbol.asyncDispose = Symbol.asyncDispose ?? (Symbol.for('nodejs.asyncDispose') as typeof Symbol.asyncDispose)
 
 /** Why a call came back `[false, null, failure]`. */
 export type FailureCode =
@@ -111,12 +114,32 @@ export interface CloseOptions {
 export type Handler = (sender: Address, ...args: any[]) => unknown
 
 type AnyFn = (...args: any[]) => any
-/** A typed proxy over a peer's methods; any other name still works untyped. */
+/**
+ * A typed proxy over a peer's methods; any other name still works untyped. The
+ * untyped fallback is `any` because under `noUncheckedIndexedAccess` an index
+ * signature's value is possibly undefined, which would make `call.nosuch(...)`
+ * uncallable; the typed names are unaffected (an intersection's declared
+ * property wins over the other side's index signature).
+ */
 export type CallProxy<Remote> = {
   [K in keyof Remote]: Remote[K] extends AnyFn
     ? (address: Address, ...args: Parameters<Remote[K]>) => Promise<CallResult<Awaited<ReturnType<Remote[K]>>>>
     : never
-} & { [name: string]: (address: Address, ...args: any[]) => Promise<CallResult<any>> }
+} & { [name: string]: any }
+
+/**
+ * A client's view of a server class: its `rpc_<name>(sender, ...args)` methods
+ * as `<name>(...args)`, so `new RPCProtocol<RemoteOf<MyServer>>()` types
+ * `client.call.<name>(address, ...args)`.
+ */
+export type RemoteOf<Server> = {
+  [K in keyof Server as K extends `rpc_${infer Name}` ? (Server[K] extends AnyFn ? Name : never) : never]: Server[K] extends (
+    sender: Address,
+    ...args: infer A
+  ) => infer R
+    ? (...args: A) => R
+    : never
+}
 
 export interface CallOptions {
   /** Seconds, > 0 and <= 2147483.647 like waitTimeout; overrides waitTimeout for this call. */
@@ -176,6 +199,13 @@ function failureCode(wireCode: string): FailureCode {
  */
 const NOT_REMOTE: ReadonlySet<string> = new Set(['then', 'catch', 'finally', 'toJSON', 'inspect', 'asymmetricMatch', '$$typeof', 'nodeType', '__esModule'])
 
+/** The keys of RPCProtocolOptions and PerSourceOptions; `satisfies` keeps each list and its interface in step. */
+const OPTION_KEYS = Object.keys({
+  waitTimeout: 0, backend: 0, maxBodySize: 0, maxOutstanding: 0, maxHandlers: 0, errorReplies: 0, exposeErrors: 0,
+  checkSender: 0, recvBufferSize: 0, sendBufferSize: 0, nativeIo: 0, handlerTimeout: 0, perSource: 0,
+} satisfies Record<keyof RPCProtocolOptions, 0>)
+const PER_SOURCE_KEYS = Object.keys({ requestsPerSecond: 0, burst: 0, maxHandlers: 0, maxSources: 0 } satisfies Record<keyof PerSourceOptions, 0>)
+
 /** Largest perSource.maxSources: the core links its table with u32 indices. */
 const MAX_SOURCES = 2 ** 32 - 2
 
@@ -192,6 +222,7 @@ interface PerSourceLimits {
 function perSourceLimits(o: PerSourceOptions | undefined): PerSourceLimits | null {
   if (o === undefined) return null
   if (o === null || typeof o !== 'object') throw new RPCArgumentError(`perSource must be an object, got ${describe(o)}`)
+  checkKeys('perSource', o, PER_SOURCE_KEYS)
   const maxSources = positive('perSource.maxSources', o.maxSources, 65536, MAX_SOURCES, true)
   const maxHandlers = positive('perSource.maxHandlers', o.maxHandlers, Infinity, MAX_CONCURRENCY, true)
   if (o.requestsPerSecond === undefined) {
@@ -260,6 +291,7 @@ export class RPCProtocol<Remote extends object = {}> {
 
   constructor(options: RPCProtocolOptions = {}) {
     if (options === null || typeof options !== 'object') throw new RPCArgumentError(`options must be an object, got ${describe(options)}`)
+    checkKeys('RPCProtocol options', options, OPTION_KEYS)
     this.waitTimeoutMs = timeoutMs('waitTimeout', options.waitTimeout, 5)
     // A datagram's payload is at most 65507 bytes, 21 of them the header.
     const maxBodySize = positive('maxBodySize', options.maxBodySize, 8192, 65507 - 21, true)
@@ -301,7 +333,7 @@ export class RPCProtocol<Remote extends object = {}> {
    */
   async listen(port: number = 0, host: string = '0.0.0.0'): Promise<Address> {
     if (this.state === 'closed' || this.state === 'draining') throw closedError()
-    if (this.state !== 'new') throw new RPCArgumentError('listen() was already called')
+    if (this.state !== 'new') throw new RPCStateError('ERR_RPC_ALREADY_LISTENING', 'listen() was already called')
     checkPort(port, true)
     const h = bindHost(host)
     this.state = 'binding'
@@ -340,10 +372,10 @@ export class RPCProtocol<Remote extends object = {}> {
   }
 
   /** Registers a handler for `name` without subclassing; it takes precedence over an `rpc_<name>` method. */
-  handle(name: string, handler: Handler): this {
+  handle<A extends any[], R>(name: string, handler: (sender: Address, ...args: A) => R): this {
     if (typeof name !== 'string' || typeof handler !== 'function')
       throw new RPCArgumentError('handle(name, handler) takes a string and a function')
-    this.handlers.set(name, handler)
+    this.handlers.set(name, handler as Handler)
     return this
   }
 
@@ -379,6 +411,11 @@ export class RPCProtocol<Remote extends object = {}> {
     } catch (err) {
       return Promise.reject(err)
     }
+  }
+
+  /** `await using proto = new RPCProtocol()` closes it (at once, no drain) when the scope ends. */
+  [asyncDispose](): Promise<void> {
+    return this.close()
   }
 
   private startClose(options: CloseOptions): Promise<void> {
