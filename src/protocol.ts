@@ -14,6 +14,7 @@ import {
 import { createTransport, defaultNativeIo, type BackendChoice, type NativeIo } from './loader'
 import { MAX_CONCURRENCY, MAX_SOCKET_BUFFER, boolean, checkKeys, describe, oneOf, port as checkPort, positive, timeoutMs } from './validate'
 import { RateLimitedLog } from './log'
+import { DropPublisher, callChannel, handleChannel, traced, type CallTraceContext, type HandleTraceContext } from './diagnostics'
 import { sourceKey } from './source-key'
 import type { Address, BackendName, RateConfig, Transport, TransportSink, WireDropReason, WireStats } from './transport'
 
@@ -235,6 +236,14 @@ function perSourceLimits(o: PerSourceOptions | undefined): PerSourceLimits | nul
   return { rate: { requestsPerSecond, burst, maxSources }, maxHandlers }
 }
 
+/** An async handler's outcome on `rpcudp:handle`, published as tracePromise would: error (if any), asyncStart, asyncEnd. */
+function asyncOutcome(trace: HandleTraceContext, key: 'result' | 'error', value: unknown) {
+  trace[key] = value
+  if (key === 'error') handleChannel.error.publish(trace)
+  handleChannel.asyncStart.publish(trace)
+  handleChannel.asyncEnd.publish(trace)
+}
+
 function aborted(signal: AbortSignal): CallResult<never> {
   const reason = signal.reason instanceof Error ? `: ${signal.reason.message}` : ''
   return [false, null, Object.freeze({ code: 'aborted' as const, message: `the call was aborted${reason}` })]
@@ -283,6 +292,7 @@ export class RPCProtocol<Remote extends object = {}> {
   private readonly handlers = new Map<string, Handler>()
   private readonly pending = new Map<number, Resolve>()
   private readonly log = new RateLimitedLog()
+  private readonly drops = new DropPublisher()
   private state: 'new' | 'binding' | 'listening' | 'draining' | 'closed' = 'new'
   /** Call hosts as the transport takes them; set by listen() (the socket's family decides where '' leads). */
   private hosts: CallHosts | null = null
@@ -382,6 +392,7 @@ export class RPCProtocol<Remote extends object = {}> {
   /** Calls `name` on the peer at `address`; the explicit form of `call.<name>(address, ...args)`. */
   callRemote<T = any>(address: Address, name: string, args: readonly unknown[] = [], options?: CallOptions): Promise<CallResult<T>> {
     try {
+      if (traced(callChannel)) return this.tracedCall(address, name, args, options)
       return this.startCall(address, name, args, options)
     } catch (err) {
       return Promise.reject(err)
@@ -503,6 +514,19 @@ export class RPCProtocol<Remote extends object = {}> {
     )
   }
 
+  /** startCall published on `rpcudp:call`; the result's failure code goes on the context before asyncStart. */
+  private tracedCall(address: Address, name: string, args: readonly unknown[], options?: CallOptions): Promise<CallResult<any>> {
+    const ctx: CallTraceContext = { address, method: name, backend: this.transport.backend }
+    return callChannel.tracePromise(
+      () =>
+        this.startCall(address, name, args, options).then((r) => {
+          if (!r[0]) ctx.code = r[2].code
+          return r
+        }),
+      ctx,
+    )
+  }
+
   /**
    * The calls waiting on `signal`. One abort listener per signal serves them
    * all, however many share it: adding an EventTarget listener costs
@@ -580,6 +604,7 @@ export class RPCProtocol<Remote extends object = {}> {
   private serve(id: Buffer, sender: Address, name: string, args: unknown[]) {
     if (this.state === 'draining') {
       this.counters.closing++
+      this.drops.publish('closing', sender)
       return
     }
     const handler = this.findHandler(name)
@@ -590,6 +615,7 @@ export class RPCProtocol<Remote extends object = {}> {
     }
     if (this.counters.handlersRunning >= this.maxHandlers) {
       this.counters.handlersBusy++
+      this.drops.publish('handlersBusy', sender)
       return this.fail(id, sender, 'overloaded', `${this.maxHandlers} handlers already running`)
     }
     let source: string | null = null
@@ -597,16 +623,19 @@ export class RPCProtocol<Remote extends object = {}> {
       source = sourceKey(sender[0])
       if ((this.handlersBySource.get(source) ?? 0) >= this.perSourceMaxHandlers) {
         this.counters.handlersBusy++
+        this.drops.publish('handlersBusy', sender)
         return this.fail(id, sender, 'overloaded', `${this.perSourceMaxHandlers} handlers already running for this source`)
       }
     }
     const ctx: HandlerContext = { controller: null }
+    const trace: HandleTraceContext | null = traced(handleChannel) ? { sender, method: name } : null
     const outer = this.current
     this.current = ctx
     let result: unknown
     let thenable: boolean
     try {
-      result = handler.call(this, sender, ...args)
+      // traceSync publishes start and end, and error (with ctx.error) if the handler throws
+      result = trace === null ? handler.call(this, sender, ...args) : handleChannel.traceSync(handler, trace, this, sender, ...args)
       // Inside the try: a hostile `then` getter must not escape into the receive loop.
       thenable = result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function'
     } catch (err) {
@@ -614,12 +643,20 @@ export class RPCProtocol<Remote extends object = {}> {
     } finally {
       this.current = outer
     }
-    if (thenable) this.await(id, sender, name, result as PromiseLike<unknown>, ctx.controller, source)
+    if (thenable) this.await(id, sender, name, result as PromiseLike<unknown>, ctx.controller, source, trace)
     else this.answer(id, sender, result)
   }
 
   /** Holds a handler slot (and its source's) until `result` settles or handlerTimeout frees it; whichever comes first answers. */
-  private await(id: Buffer, sender: Address, name: string, result: PromiseLike<unknown>, controller: AbortController | null, source: string | null) {
+  private await(
+    id: Buffer,
+    sender: Address,
+    name: string,
+    result: PromiseLike<unknown>,
+    controller: AbortController | null,
+    source: string | null,
+    trace: HandleTraceContext | null,
+  ) {
     this.counters.handlersRunning++
     if (source !== null) this.handlersBySource.set(source, (this.handlersBySource.get(source) ?? 0) + 1)
     if (controller !== null) this.signalled.add(controller)
@@ -644,7 +681,9 @@ export class RPCProtocol<Remote extends object = {}> {
       timer = setTimeout(() => {
         if (!release()) return
         this.counters.handlerTimeouts++
-        controller?.abort(new RPCError('ERR_RPC_HANDLER_TIMEOUT', `the handler ran past handlerTimeout (${ms / 1000} s)`))
+        const err = new RPCError('ERR_RPC_HANDLER_TIMEOUT', `the handler ran past handlerTimeout (${ms / 1000} s)`)
+        if (trace !== null) asyncOutcome(trace, 'error', err)
+        controller?.abort(err)
         this.log.log(`handler ${JSON.stringify(name)} ran past handlerTimeout (${ms / 1000} s)`)
         this.fail(id, sender, 'handler_timeout', `no answer within ${ms / 1000} s`)
         this.checkDrained()
@@ -654,11 +693,13 @@ export class RPCProtocol<Remote extends object = {}> {
     Promise.resolve(result).then(
       (value) => {
         if (!release()) return
+        if (trace !== null) asyncOutcome(trace, 'result', value)
         this.answer(id, sender, value)
         this.checkDrained()
       },
       (err) => {
         if (!release()) return
+        if (trace !== null) asyncOutcome(trace, 'error', err)
         this.handlerFailed(id, sender, name, err)
         this.checkDrained()
       },
