@@ -10,6 +10,7 @@ export type {
   FailureCode,
   Handler,
   PerSourceOptions,
+  RemoteOf,
   RPCProtocolOptions,
   Stats,
 } from './protocol'

@@ -12,12 +12,16 @@ import {
   notListening,
 } from './errors'
 import { createTransport, defaultNativeIo, type BackendChoice, type NativeIo } from './loader'
-import { MAX_CONCURRENCY, MAX_SOCKET_BUFFER, boolean, describe, oneOf, port as checkPort, positive, timeoutMs } from './validate'
+import { MAX_CONCURRENCY, MAX_SOCKET_BUFFER, boolean, checkKeys, describe, oneOf, port as checkPort, positive, timeoutMs } from './validate'
 import { RateLimitedLog } from './log'
+import { DropPublisher, callChannel, handleChannel, traced, type CallTraceContext, type HandleTraceContext } from './diagnostics'
 import { sourceKey } from './source-key'
 import type { Address, BackendName, RateConfig, Transport, TransportSink, WireDropReason, WireStats } from './transport'
 
 export type { Address, BackendName }
+
+/** Node 20.0–20.3 and other runtimes without the well-known symbol use the one Node polyfilled it with, as Node's own classes do. */
+const asyncDispose: typeof Symbol.asyncDispose = Symbol.asyncDispose ?? (Symbol.for('nodejs.asyncDispose') as typeof Symbol.asyncDispose)
 
 /** Why a call came back `[false, null, failure]`. */
 export type FailureCode =
@@ -111,12 +115,32 @@ export interface CloseOptions {
 export type Handler = (sender: Address, ...args: any[]) => unknown
 
 type AnyFn = (...args: any[]) => any
-/** A typed proxy over a peer's methods; any other name still works untyped. */
+/**
+ * A typed proxy over a peer's methods; any other name still works untyped. The
+ * untyped fallback is `any` because under `noUncheckedIndexedAccess` an index
+ * signature's value is possibly undefined, which would make `call.nosuch(...)`
+ * uncallable; the typed names are unaffected (an intersection's declared
+ * property wins over the other side's index signature).
+ */
 export type CallProxy<Remote> = {
   [K in keyof Remote]: Remote[K] extends AnyFn
     ? (address: Address, ...args: Parameters<Remote[K]>) => Promise<CallResult<Awaited<ReturnType<Remote[K]>>>>
     : never
-} & { [name: string]: (address: Address, ...args: any[]) => Promise<CallResult<any>> }
+} & { [name: string]: any }
+
+/**
+ * A client's view of a server class: its `rpc_<name>(sender, ...args)` methods
+ * as `<name>(...args)`, so `new RPCProtocol<RemoteOf<MyServer>>()` types
+ * `client.call.<name>(address, ...args)`.
+ */
+export type RemoteOf<Server> = {
+  [K in keyof Server as K extends `rpc_${infer Name}` ? (Server[K] extends AnyFn ? Name : never) : never]: Server[K] extends (
+    sender: Address,
+    ...args: infer A
+  ) => infer R
+    ? (...args: A) => R
+    : never
+}
 
 export interface CallOptions {
   /** Seconds, > 0 and <= 2147483.647 like waitTimeout; overrides waitTimeout for this call. */
@@ -164,6 +188,25 @@ function failureCode(wireCode: string): FailureCode {
   return Object.hasOwn(FAILURE_BY_WIRE_CODE, wireCode) ? FAILURE_BY_WIRE_CODE[wireCode] : 'remoteError'
 }
 
+/**
+ * Names the call proxy does not turn into remote calls, because the language or
+ * common tools probe objects for them: a function under `then` makes the proxy a
+ * thenable, so `await`ing or returning it from an async function would call the
+ * peer's `then` and hang or reject; `toJSON` (JSON.stringify), `inspect` (old
+ * util.inspect), `asymmetricMatch` (jest/vitest), `$$typeof` (React), `nodeType`
+ * (DOM checks in pretty-format), `__esModule` (ES module interop). Symbols
+ * (util.inspect.custom, Symbol.toPrimitive, Symbol.toStringTag, Symbol.iterator)
+ * are never remote either. A peer method of such a name is reachable through callRemote.
+ */
+const NOT_REMOTE: ReadonlySet<string> = new Set(['then', 'catch', 'finally', 'toJSON', 'inspect', 'asymmetricMatch', '$$typeof', 'nodeType', '__esModule'])
+
+/** The keys of RPCProtocolOptions and PerSourceOptions; `satisfies` keeps each list and its interface in step. */
+const OPTION_KEYS = Object.keys({
+  waitTimeout: 0, backend: 0, maxBodySize: 0, maxOutstanding: 0, maxHandlers: 0, errorReplies: 0, exposeErrors: 0,
+  checkSender: 0, recvBufferSize: 0, sendBufferSize: 0, nativeIo: 0, handlerTimeout: 0, perSource: 0,
+} satisfies Record<keyof RPCProtocolOptions, 0>)
+const PER_SOURCE_KEYS = Object.keys({ requestsPerSecond: 0, burst: 0, maxHandlers: 0, maxSources: 0 } satisfies Record<keyof PerSourceOptions, 0>)
+
 /** Largest perSource.maxSources: the core links its table with u32 indices. */
 const MAX_SOURCES = 2 ** 32 - 2
 
@@ -180,6 +223,7 @@ interface PerSourceLimits {
 function perSourceLimits(o: PerSourceOptions | undefined): PerSourceLimits | null {
   if (o === undefined) return null
   if (o === null || typeof o !== 'object') throw new RPCArgumentError(`perSource must be an object, got ${describe(o)}`)
+  checkKeys('perSource', o, PER_SOURCE_KEYS)
   const maxSources = positive('perSource.maxSources', o.maxSources, 65536, MAX_SOURCES, true)
   const maxHandlers = positive('perSource.maxHandlers', o.maxHandlers, Infinity, MAX_CONCURRENCY, true)
   if (o.requestsPerSecond === undefined) {
@@ -190,6 +234,14 @@ function perSourceLimits(o: PerSourceOptions | undefined): PerSourceLimits | nul
   const burst = positive('perSource.burst', o.burst, Math.max(1, 2 * requestsPerSecond), Number.MAX_VALUE, false)
   if (burst < 1) throw new RPCArgumentError(`perSource.burst must be at least 1 (one request), got ${burst}`)
   return { rate: { requestsPerSecond, burst, maxSources }, maxHandlers }
+}
+
+/** An async handler's outcome on `rpcudp:handle`, published as tracePromise would: error (if any), asyncStart, asyncEnd. */
+function asyncOutcome(trace: HandleTraceContext, key: 'result' | 'error', value: unknown) {
+  trace[key] = value
+  if (key === 'error') handleChannel.error.publish(trace)
+  handleChannel.asyncStart.publish(trace)
+  handleChannel.asyncEnd.publish(trace)
 }
 
 function aborted(signal: AbortSignal): CallResult<never> {
@@ -240,6 +292,7 @@ export class RPCProtocol<Remote extends object = {}> {
   private readonly handlers = new Map<string, Handler>()
   private readonly pending = new Map<number, Resolve>()
   private readonly log = new RateLimitedLog()
+  private readonly drops = new DropPublisher()
   private state: 'new' | 'binding' | 'listening' | 'draining' | 'closed' = 'new'
   /** Call hosts as the transport takes them; set by listen() (the socket's family decides where '' leads). */
   private hosts: CallHosts | null = null
@@ -248,6 +301,7 @@ export class RPCProtocol<Remote extends object = {}> {
 
   constructor(options: RPCProtocolOptions = {}) {
     if (options === null || typeof options !== 'object') throw new RPCArgumentError(`options must be an object, got ${describe(options)}`)
+    checkKeys('RPCProtocol options', options, OPTION_KEYS)
     this.waitTimeoutMs = timeoutMs('waitTimeout', options.waitTimeout, 5)
     // A datagram's payload is at most 65507 bytes, 21 of them the header.
     const maxBodySize = positive('maxBodySize', options.maxBodySize, 8192, 65507 - 21, true)
@@ -289,7 +343,7 @@ export class RPCProtocol<Remote extends object = {}> {
    */
   async listen(port: number = 0, host: string = '0.0.0.0'): Promise<Address> {
     if (this.state === 'closed' || this.state === 'draining') throw closedError()
-    if (this.state !== 'new') throw new RPCArgumentError('listen() was already called')
+    if (this.state !== 'new') throw new RPCStateError('ERR_RPC_ALREADY_LISTENING', 'listen() was already called')
     checkPort(port, true)
     const h = bindHost(host)
     this.state = 'binding'
@@ -328,16 +382,17 @@ export class RPCProtocol<Remote extends object = {}> {
   }
 
   /** Registers a handler for `name` without subclassing; it takes precedence over an `rpc_<name>` method. */
-  handle(name: string, handler: Handler): this {
+  handle<A extends any[], R>(name: string, handler: (sender: Address, ...args: A) => R): this {
     if (typeof name !== 'string' || typeof handler !== 'function')
       throw new RPCArgumentError('handle(name, handler) takes a string and a function')
-    this.handlers.set(name, handler)
+    this.handlers.set(name, handler as Handler)
     return this
   }
 
   /** Calls `name` on the peer at `address`; the explicit form of `call.<name>(address, ...args)`. */
   callRemote<T = any>(address: Address, name: string, args: readonly unknown[] = [], options?: CallOptions): Promise<CallResult<T>> {
     try {
+      if (traced(callChannel)) return this.tracedCall(address, name, args, options)
       return this.startCall(address, name, args, options)
     } catch (err) {
       return Promise.reject(err)
@@ -367,6 +422,11 @@ export class RPCProtocol<Remote extends object = {}> {
     } catch (err) {
       return Promise.reject(err)
     }
+  }
+
+  /** `await using proto = new RPCProtocol()` closes it (at once, no drain) when the scope ends. */
+  [asyncDispose](): Promise<void> {
+    return this.close()
   }
 
   private startClose(options: CloseOptions): Promise<void> {
@@ -454,6 +514,19 @@ export class RPCProtocol<Remote extends object = {}> {
     )
   }
 
+  /** startCall published on `rpcudp:call`; the result's failure code goes on the context before asyncStart. */
+  private tracedCall(address: Address, name: string, args: readonly unknown[], options?: CallOptions): Promise<CallResult<any>> {
+    const ctx: CallTraceContext = { address, method: name, backend: this.transport.backend }
+    return callChannel.tracePromise(
+      () =>
+        this.startCall(address, name, args, options).then((r) => {
+          if (!r[0]) ctx.code = r[2].code
+          return r
+        }),
+      ctx,
+    )
+  }
+
   /**
    * The calls waiting on `signal`. One abort listener per signal serves them
    * all, however many share it: adding an EventTarget listener costs
@@ -491,8 +564,10 @@ export class RPCProtocol<Remote extends object = {}> {
   private makeCallProxy(): CallProxy<Remote> {
     const cache = new Map<string, (address: Address, ...args: unknown[]) => Promise<CallResult<any>>>()
     return new Proxy({} as CallProxy<Remote>, {
-      get: (_target, name) => {
-        if (typeof name !== 'string') return undefined
+      get: (target, name) => {
+        if (typeof name !== 'string' || NOT_REMOTE.has(name)) return undefined
+        // toString, constructor, hasOwnProperty...: what String(), instanceof checks and loggers expect of an object
+        if (name in Object.prototype) return Reflect.get(target, name)
         let fn = cache.get(name)
         if (!fn) {
           fn = (address: Address, ...args: unknown[]) => this.callRemote(address, name, args)
@@ -529,6 +604,7 @@ export class RPCProtocol<Remote extends object = {}> {
   private serve(id: Buffer, sender: Address, name: string, args: unknown[]) {
     if (this.state === 'draining') {
       this.counters.closing++
+      this.drops.publish('closing', sender)
       return
     }
     const handler = this.findHandler(name)
@@ -539,6 +615,7 @@ export class RPCProtocol<Remote extends object = {}> {
     }
     if (this.counters.handlersRunning >= this.maxHandlers) {
       this.counters.handlersBusy++
+      this.drops.publish('handlersBusy', sender)
       return this.fail(id, sender, 'overloaded', `${this.maxHandlers} handlers already running`)
     }
     let source: string | null = null
@@ -546,16 +623,19 @@ export class RPCProtocol<Remote extends object = {}> {
       source = sourceKey(sender[0])
       if ((this.handlersBySource.get(source) ?? 0) >= this.perSourceMaxHandlers) {
         this.counters.handlersBusy++
+        this.drops.publish('handlersBusy', sender)
         return this.fail(id, sender, 'overloaded', `${this.perSourceMaxHandlers} handlers already running for this source`)
       }
     }
     const ctx: HandlerContext = { controller: null }
+    const trace: HandleTraceContext | null = traced(handleChannel) ? { sender, method: name } : null
     const outer = this.current
     this.current = ctx
     let result: unknown
     let thenable: boolean
     try {
-      result = handler.call(this, sender, ...args)
+      // traceSync publishes start and end, and error (with ctx.error) if the handler throws
+      result = trace === null ? handler.call(this, sender, ...args) : handleChannel.traceSync(handler, trace, this, sender, ...args)
       // Inside the try: a hostile `then` getter must not escape into the receive loop.
       thenable = result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function'
     } catch (err) {
@@ -563,12 +643,20 @@ export class RPCProtocol<Remote extends object = {}> {
     } finally {
       this.current = outer
     }
-    if (thenable) this.await(id, sender, name, result as PromiseLike<unknown>, ctx.controller, source)
+    if (thenable) this.await(id, sender, name, result as PromiseLike<unknown>, ctx.controller, source, trace)
     else this.answer(id, sender, result)
   }
 
   /** Holds a handler slot (and its source's) until `result` settles or handlerTimeout frees it; whichever comes first answers. */
-  private await(id: Buffer, sender: Address, name: string, result: PromiseLike<unknown>, controller: AbortController | null, source: string | null) {
+  private await(
+    id: Buffer,
+    sender: Address,
+    name: string,
+    result: PromiseLike<unknown>,
+    controller: AbortController | null,
+    source: string | null,
+    trace: HandleTraceContext | null,
+  ) {
     this.counters.handlersRunning++
     if (source !== null) this.handlersBySource.set(source, (this.handlersBySource.get(source) ?? 0) + 1)
     if (controller !== null) this.signalled.add(controller)
@@ -593,7 +681,9 @@ export class RPCProtocol<Remote extends object = {}> {
       timer = setTimeout(() => {
         if (!release()) return
         this.counters.handlerTimeouts++
-        controller?.abort(new RPCError('ERR_RPC_HANDLER_TIMEOUT', `the handler ran past handlerTimeout (${ms / 1000} s)`))
+        const err = new RPCError('ERR_RPC_HANDLER_TIMEOUT', `the handler ran past handlerTimeout (${ms / 1000} s)`)
+        if (trace !== null) asyncOutcome(trace, 'error', err)
+        controller?.abort(err)
         this.log.log(`handler ${JSON.stringify(name)} ran past handlerTimeout (${ms / 1000} s)`)
         this.fail(id, sender, 'handler_timeout', `no answer within ${ms / 1000} s`)
         this.checkDrained()
@@ -603,11 +693,13 @@ export class RPCProtocol<Remote extends object = {}> {
     Promise.resolve(result).then(
       (value) => {
         if (!release()) return
+        if (trace !== null) asyncOutcome(trace, 'result', value)
         this.answer(id, sender, value)
         this.checkDrained()
       },
       (err) => {
         if (!release()) return
+        if (trace !== null) asyncOutcome(trace, 'error', err)
         this.handlerFailed(id, sender, name, err)
         this.checkDrained()
       },

@@ -54,3 +54,29 @@ export function port(v: unknown, allowZero: boolean): number {
     throw new RPCArgumentError(`port must be an integer ${allowZero ? 0 : 1}..65535, got ${describe(v)}`)
   return v
 }
+
+/** Levenshtein distance, for suggesting the option a misspelt key meant. */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i]
+    for (let j = 1; j <= b.length; j++)
+      row[j] = Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1))
+    prev = row
+  }
+  return prev[b.length]
+}
+
+/**
+ * Refuses a key of `obj` not in `allowed` (a typo such as `waitTimeot` would
+ * otherwise leave the default silently in force), naming the nearest allowed
+ * key. `where` prefixes the message: 'RPCProtocol options', 'perSource'.
+ */
+export function checkKeys(where: string, obj: object, allowed: readonly string[]): void {
+  for (const key of Object.keys(obj)) {
+    if (allowed.includes(key)) continue
+    let nearest = allowed[0]
+    for (const a of allowed) if (editDistance(key, a) < editDistance(key, nearest)) nearest = a
+    throw new RPCArgumentError(`${where}: unknown option ${JSON.stringify(key)}; did you mean ${JSON.stringify(nearest)}?`)
+  }
+}

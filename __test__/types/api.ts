@@ -21,6 +21,7 @@ import {
   type FailureCode,
   type Handler,
   type RPCProtocolOptions,
+  type RemoteOf,
   type Stats,
 } from '../../src/index'
 
@@ -75,17 +76,15 @@ async function typedProxy() {
     expectType<string>(r[2].message)
   }
 
-  // methods not in Remote still work, untyped
+  // methods not in Remote still work, untyped (any, so that noUncheckedIndexedAccess does not make them uncallable: see nounchecked.ts)
   const other = client.call.somethingElse(addr, 1, 'x', { a: [1] })
-  assert<Equal<typeof other, Promise<CallResult<any>>>>()
+  assert<Equal<typeof other, any>>()
 }
 
 async function untyped() {
   const proto = new RPCProtocol()
-  const r = await proto.call.anything(addr, 1, 'two', [3], new Map(), Buffer.alloc(1), 5n, null)
-  assert<Equal<typeof r, CallResult<any>>>()
-  // @ts-expect-error even untyped calls need an address first
-  proto.call.anything('x')
+  const r: CallResult = await proto.call.anything(addr, 1, 'two', [3], new Map(), Buffer.alloc(1), 5n, null)
+  expectType<boolean>(r[0])
 
   // the explicit form, with a result type and per-call options
   const e = proto.callRemote<string[]>(addr, 'list', [1, 2], { timeout: 0.5 })
@@ -221,4 +220,46 @@ async function controls(proto: RPCProtocol) {
   expectType<number>(s.sourcesTracked)
 }
 
-export { typedProxy, untyped, handlers, options, statsAndErrors, controls }
+async function remoteOfAndHandle() {
+  class Server extends RPCProtocol {
+    rpc_sum(_sender: Address, a: number, b: number) {
+      return a + b
+    }
+    async rpc_greet(_sender: Address, name: string): Promise<string> {
+      return name
+    }
+    notRpc(x: number) {
+      return x
+    }
+    rpc_notAMethod = 5
+  }
+  type R = RemoteOf<Server>
+  assert<Equal<keyof R, 'sum' | 'greet'>>()
+  assert<Equal<R['sum'], (a: number, b: number) => number>>()
+  const client = new RPCProtocol<RemoteOf<Server>>()
+  const sum = client.call.sum(addr, 1, 2)
+  assert<Equal<typeof sum, Promise<CallResult<number>>>>()
+  assert<Equal<Awaited<ReturnType<typeof client.call.greet>>, CallResult<string>>>()
+  // @ts-expect-error sum takes numbers
+  client.call.sum(addr, 1, 'two')
+  // @ts-expect-error the sender is not the caller's to give
+  client.call.sum(addr, addr, 1, 2)
+
+  // handle() infers the handler's argument and return types from the function
+  const proto = new RPCProtocol()
+  proto.handle('add', (sender, a: number, b: number) => {
+    expectType<Address>(sender)
+    return a + b
+  })
+  proto.handle('later', async (_sender, s: string) => s.length)
+  // @ts-expect-error the sender is an Address, not a string
+  proto.handle('bad', (sender: string) => sender)
+
+  // await using closes at the end of the scope
+  {
+    await using p = new RPCProtocol()
+    expectType<Promise<void>>(p[Symbol.asyncDispose]())
+  }
+}
+
+export { typedProxy, untyped, handlers, options, statsAndErrors, controls, remoteOfAndHandle }

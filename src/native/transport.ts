@@ -1,6 +1,7 @@
 import { DecodeFailure, Decoder } from '../codec'
 import { RPCArgumentError, RPCOverloadedError, RPCSocketError, closedError } from '../errors'
 import { RateLimitedLog } from '../log'
+import { DropPublisher } from '../diagnostics'
 import { WIRE_DROP_REASONS, type Address, type Transport, type TransportOptions, type TransportSink, type WireDropReason, type WireStats } from '../transport'
 import { DROP_REASONS, NATIVE_ERROR_CODES } from '../wire-names'
 import { formatIPv6 } from './ipv6'
@@ -72,6 +73,7 @@ export class NativeTransport implements Transport {
   private refed = true
   private readonly decoder = new Decoder()
   private readonly log = new RateLimitedLog()
+  private readonly drops = new DropPublisher()
   /** `%zone` by IPv6 scope id: link-local senders are few, and naming one is a system call. */
   private readonly zones = new Map<number, string>()
   /** Rust validated every body already; these count anything the JS decoder still refuses (a mapping bug). */
@@ -226,7 +228,9 @@ export class NativeTransport implements Transport {
       }
       if (tag === DROPPED) {
         const [host, port] = this.readAddress(batch, p + 2)
-        this.log.log(`dropped datagram (${DROP_REASONS[batch[p + 1]]}) from ${host}:${port}`)
+        const reason = DROP_REASONS[batch[p + 1]]
+        this.log.log(`dropped datagram (${reason}) from ${host}:${port}`)
+        this.drops.publish(reason, [host, port])
         p = addressEnd(batch, p + 2)
         continue
       }
@@ -258,6 +262,7 @@ export class NativeTransport implements Transport {
         if (!(err instanceof DecodeFailure)) throw err
         this.jsDropped[err.reason] = (this.jsDropped[err.reason] ?? 0) + 1
         this.log.log(`dropped a body the core accepted (${err.reason})`)
+        this.drops.publish(err.reason, sender)
         // The core has already retired this call: settle it rather than leave it hanging.
         if (tag !== REQUEST) failure = this.dispatch(failure, () => this.sink?.onErrorReply(token, 'undecodable_reply', err.reason))
         continue

@@ -4,6 +4,7 @@ import { isIPv4, isIPv6 } from 'node:net'
 import { DecodeFailure, Decoder, Encoder } from '../codec'
 import { RPCSocketError } from '../errors'
 import { RateLimitedLog } from '../log'
+import { DropPublisher } from '../diagnostics'
 import {
   WIRE_DROP_REASONS,
   type Address,
@@ -58,6 +59,7 @@ export class PureTransport implements Transport {
   private readonly decoder = new Decoder()
   private readonly errorEncoder: Encoder
   private readonly log = new RateLimitedLog()
+  private readonly drops = new DropPublisher()
   private idPool = Buffer.alloc(0)
   private idPos = 0
   // The last host routed, memoised: most traffic goes to few peers, and isIPv4 is a regex.
@@ -266,39 +268,40 @@ export class PureTransport implements Transport {
     this.byToken.delete(entry.token)
   }
 
-  private drop(reason: WireDropReason, detail: string) {
+  private drop(reason: WireDropReason, detail: string, from?: RemoteInfo) {
     this.dropped[reason]++
     this.log.log(`dropped datagram (${reason}): ${detail}`)
+    this.drops.publish(reason, from === undefined ? null : [fromMappedV4(from.address), from.port])
   }
 
   private receive(msg: Buffer, rinfo: RemoteInfo) {
-    if (msg.length > MAX_DATAGRAM) return this.drop('oversize', `${msg.length} bytes from ${rinfo.address}:${rinfo.port}`)
-    if (msg.length < MIN_DATAGRAM) return this.drop('tooShort', `${msg.length} bytes from ${rinfo.address}:${rinfo.port}`)
+    if (msg.length > MAX_DATAGRAM) return this.drop('oversize', `${msg.length} bytes from ${rinfo.address}:${rinfo.port}`, rinfo)
+    if (msg.length < MIN_DATAGRAM) return this.drop('tooShort', `${msg.length} bytes from ${rinfo.address}:${rinfo.port}`, rinfo)
     const type = msg[0]
-    if (type > ERROR) return this.drop('unknownType', `type ${type} from ${rinfo.address}:${rinfo.port}`)
+    if (type > ERROR) return this.drop('unknownType', `type ${type} from ${rinfo.address}:${rinfo.port}`, rinfo)
     // Before decoding, as in the core: a flood must not buy validation work. No reply: a reply amplifies.
     if (type === REQUEST && this.limiter !== null && !this.limiter.admit(performance.now(), fromMappedV4(rinfo.address)))
-      return this.drop('rateLimited', `request from ${rinfo.address}:${rinfo.port} beyond its source's rate`)
+      return this.drop('rateLimited', `request from ${rinfo.address}:${rinfo.port} beyond its source's rate`, rinfo)
     let body: unknown
     try {
       body = this.decoder.decode(msg, HEADER, msg.length)
     } catch (err) {
-      if (err instanceof DecodeFailure) return this.drop(err.reason, `from ${rinfo.address}:${rinfo.port}`)
+      if (err instanceof DecodeFailure) return this.drop(err.reason, `from ${rinfo.address}:${rinfo.port}`, rinfo)
       throw err
     }
     if (type === REQUEST) {
       if (!Array.isArray(body) || body.length !== 2 || typeof body[0] !== 'string' || !Array.isArray(body[1]))
-        return this.drop('badRequest', `request from ${rinfo.address}:${rinfo.port} is not [name, args]`)
+        return this.drop('badRequest', `request from ${rinfo.address}:${rinfo.port} is not [name, args]`, rinfo)
       this.counters.requestsReceived++
       return this.sink!.onRequest(msg.subarray(1, HEADER), [fromMappedV4(rinfo.address), rinfo.port], body[0], body[1])
     }
     if (type === ERROR && !(Array.isArray(body) && body.length === 2 && typeof body[0] === 'string' && typeof body[1] === 'string'))
-      return this.drop('badRequest', `error reply from ${rinfo.address}:${rinfo.port} is not [code, message]`)
+      return this.drop('badRequest', `error reply from ${rinfo.address}:${rinfo.port} is not [code, message]`, rinfo)
     const entry = this.table.get(msg.readUInt32BE(1) >>> 2)
     if (entry === undefined || msg.compare(entry.datagram, 1, HEADER, 1, HEADER) !== 0)
-      return this.drop('unmatchedResponse', `unknown, late or duplicate id from ${rinfo.address}:${rinfo.port}`)
+      return this.drop('unmatchedResponse', `unknown, late or duplicate id from ${rinfo.address}:${rinfo.port}`, rinfo)
     if (this.options.checkSender && (entry.port !== rinfo.port || entry.host !== senderHost(rinfo)))
-      return this.drop('wrongSender', `answer for ${entry.host}:${entry.port} came from ${rinfo.address}:${rinfo.port}`)
+      return this.drop('wrongSender', `answer for ${entry.host}:${entry.port} came from ${rinfo.address}:${rinfo.port}`, rinfo)
     this.forget(entry)
     this.wheel.remove(entry)
     if (type === RESPONSE) {

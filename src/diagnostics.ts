@@ -1,0 +1,55 @@
+/**
+ * node:diagnostics_channel publication (README "Diagnostics channels"). Every
+ * publisher checks `traced()` / `hasSubscribers` before building a context
+ * object, so with nobody subscribed the hot paths allocate nothing.
+ */
+import diagnostics_channel, { type TracingChannel } from 'node:diagnostics_channel'
+import { RateWindow } from './log'
+import type { Address, BackendName, DropReason } from './transport'
+import type { CallResult, FailureCode } from './protocol'
+
+export interface CallTraceContext {
+  address: Address
+  method: string
+  backend: BackendName
+  /** At asyncEnd: the call's result (a call never rejects for a network outcome). */
+  result?: CallResult<unknown>
+  /** At asyncEnd, when the result is `[false, null, failure]`: failure.code. */
+  code?: FailureCode
+}
+
+export interface HandleTraceContext {
+  sender: Address
+  method: string
+  /** At end (sync handler) or asyncEnd (async): what the handler returned or resolved to. */
+  result?: unknown
+  /** At error: what the handler threw or rejected with, or the handlerTimeout error. */
+  error?: unknown
+}
+
+export interface DropMessage {
+  reason: DropReason
+  /** Where the datagram came from; null when not known: an outgoing datagram the socket refused (sendFailed), or a native answer whose body failed the JavaScript decoder. */
+  sender: Address | null
+}
+
+export const callChannel: TracingChannel<object, CallTraceContext> = diagnostics_channel.tracingChannel('rpcudp:call')
+export const handleChannel: TracingChannel<object, HandleTraceContext> = diagnostics_channel.tracingChannel('rpcudp:handle')
+export const dropChannel = diagnostics_channel.channel('rpcudp:drop')
+
+/** TracingChannel.hasSubscribers, which Bun lacks: there, any of its five channels. */
+export function traced(tc: TracingChannel<object, any>): boolean {
+  return (
+    tc.hasSubscribers ??
+    (tc.start.hasSubscribers || tc.end.hasSubscribers || tc.asyncStart.hasSubscribers || tc.asyncEnd.hasSubscribers || tc.error.hasSubscribers)
+  )
+}
+
+/** Publishes drops on `rpcudp:drop`, at most 10 a second per publisher, like the debug log. */
+export class DropPublisher {
+  private readonly window = new RateWindow()
+
+  publish(reason: DropReason, sender: Address | null): void {
+    if (dropChannel.hasSubscribers && this.window.admit()) dropChannel.publish({ reason, sender } satisfies DropMessage)
+  }
+}
