@@ -1,6 +1,7 @@
 import { debuglog } from 'node:util'
 
-const debug = debuglog('rpcudp')
+/** NODE_DEBUG=rpcudp; for the few once-per-process lines (no rate limit needed). */
+export const debug = debuglog('rpcudp')
 
 /**
  * Debug logging (NODE_DEBUG=rpcudp) limited to `perSecond` lines, so a flood of
