@@ -1,7 +1,8 @@
 /**
- * The published shape, tested the way a user gets it: `npm pack` the main
- * package (after `npm run build:ts`) and the linux-x64-gnu platform package
- * (manifest from npm/linux-x64-gnu plus the built addon), install the tarballs
+ * The published shape, tested the way a user gets it: `npm run pack` (the
+ * README's command, scripts/pack.cjs) writes the main package (after
+ * `npm run build:ts`) and the linux-x64-gnu platform package (manifest from
+ * npm/linux-x64-gnu plus the built addon); install the tarballs
  * into a fresh project with no registry and no cargo on PATH, and use rpcudp
  * there through require(), import() and the `rpcudp` bin. The same project
  * without the platform package must run on the pure backend.
@@ -49,10 +50,10 @@ async function sh(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessE
 const npm = (args: string[], cwd: string, cache: string) =>
   sh('npm', [...args, '--offline', '--cache', cache, '--no-audit', '--no-fund', '--loglevel=error'], cwd)
 
-async function packJson(cwd: string, dest: string, cache: string): Promise<{ filename: string; files: string[] }> {
-  const { stdout } = await npm(['pack', '--json', '--ignore-scripts', '--pack-destination', dest], cwd, cache)
-  const [info] = JSON.parse(stdout)
-  return { filename: path.join(dest, info.filename), files: info.files.map((f: { path: string }) => f.path) }
+/** The paths in a tarball npm packed, without npm's package/ prefix. */
+async function tarFiles(tarball: string): Promise<string[]> {
+  const { stdout } = await sh('tar', ['-tzf', tarball], path.dirname(tarball))
+  return stdout.split('\n').filter((f) => f.endsWith('/') === false && f !== '').map((f) => f.replace(/^package\//, ''))
 }
 
 /** What the installed package reports, from a CommonJS and an ES module consumer. */
@@ -145,26 +146,20 @@ if (!supported) {
     t.teardown(() => fs.rmSync(tmp, { recursive: true, force: true }))
     const cache = path.join(tmp, 'npm-cache')
 
-    // 1. The main package, built and packed from the repository.
-    await sh('npm', ['run', 'build:ts'], ROOT)
-    const main = await packJson(ROOT, tmp, cache)
+    // 1-2. `npm run pack`: the main package, built and packed from the repository, and the
+    // platform package, its manifest from npm/<triple> and the addon copied in (as `napi artifacts` does in CI).
+    const packed = (await sh('npm', ['run', '--silent', 'pack', '--', tmp], ROOT)).stdout.trim().split('\n')
+    const [main, platform] = await Promise.all(packed.map(async (filename) => ({ filename, files: await tarFiles(filename) })))
     t.is(path.basename(main.filename), `rpcudp-${PKG.version}.tgz`)
-    for (const f of ['package.json', 'binding.js', 'binding.d.ts', 'dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'dist/cli.js'])
+    for (const f of ['package.json', 'binding.js', 'binding.d.ts', 'dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'dist/cli.js', 'docs/PROTOCOL.md'])
       t.true(main.files.includes(f), `tarball lacks ${f}`)
-    const stray = main.files.filter((f) => /^(src|__test__|crates|npm|bench|examples|scripts|target|docs|\.github)\/|\.node$|\.tgz$/.test(f))
-    t.deepEqual(stray, [], 'the tarball holds only dist, binding.js, binding.d.ts and metadata')
+    const stray = main.files.filter((f) => /^(src|__test__|crates|npm|bench|examples|scripts|target|\.github)\/|\.node$|\.tgz$/.test(f))
+    t.deepEqual(stray, [], 'the tarball holds only dist, docs, binding.js, binding.d.ts and metadata')
     t.false('optionalDependencies' in PKG, 'optionalDependencies are added at publish time by napi pre-publish, not committed')
-
-    // 2. The platform package: its manifest from npm/<triple>, the addon copied in (as `napi artifacts` does in CI).
-    const stage = path.join(tmp, TRIPLE)
-    fs.mkdirSync(stage)
-    for (const f of ['package.json', 'README.md']) fs.copyFileSync(path.join(ROOT, 'npm', TRIPLE, f), path.join(stage, f))
-    fs.copyFileSync(ADDON, path.join(stage, `rpcudp.${TRIPLE}.node`))
-    const platformManifest = JSON.parse(fs.readFileSync(path.join(stage, 'package.json'), 'utf8'))
-    t.is(platformManifest.name, `${PKG.napi.packageName}-${TRIPLE}`)
-    t.is(platformManifest.version, PKG.version, 'the platform package version must match (binding.js checks it)')
-    const platform = await packJson(stage, tmp, cache)
+    t.is(path.basename(platform.filename), `${PKG.napi.packageName}-${TRIPLE}-${PKG.version}.tgz`)
     t.deepEqual(platform.files.sort(), ['README.md', 'package.json', `rpcudp.${TRIPLE}.node`])
+    const platformManifest = JSON.parse((await sh('tar', ['-xzOf', platform.filename, 'package/package.json'], tmp)).stdout)
+    t.is(platformManifest.version, PKG.version, 'the platform package version must match (binding.js checks it)')
 
     // 3. A fresh project with both tarballs: the native backend, the addon from the platform package.
     const withNative = path.join(tmp, 'app-native')
@@ -198,7 +193,7 @@ if (!supported) {
     t.false(fs.existsSync(path.join(pureOnly, 'node_modules', `rpcudp-${TRIPLE}`)))
     const pureCjs = await runCheck(pureOnly, 'check.cjs')
     t.like(pureCjs, { backend: 'pure', serverBackend: 'pure', result: [true, 3], native: { available: false }, addon: [] })
-    t.regex(pureCjs.native.reason, /Cannot find native binding/)
+    t.true(pureCjs.native.reason.startsWith(`rpcudp-${TRIPLE}, the package holding this platform's addon, is not installed`), pureCjs.native.reason)
     const pureEsm = await runCheck(pureOnly, 'check.mjs')
     t.like(pureEsm, { backend: 'pure', result: [true, 42], native: { available: false }, sameModule: true })
   })

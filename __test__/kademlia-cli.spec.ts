@@ -93,3 +93,20 @@ test.serial('dht get against a network it has used before: after 10 earlier CLI 
   t.true(later <= 2 * firstRun, `${later.toFixed(0)} ms against ${firstRun.toFixed(0)} ms`)
   for (const s of servers) s.kill('SIGINT')
 })
+
+test.serial('rpcudp ping --dht pings a Kademlia node and prints its id; without --dht the node answers with an error', async (t) => {
+  const server = spawn(process.execPath, [...NODE_ARGS, 'dht', 'serve', '--port', '0'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+  t.teardown(() => {
+    if (server.exitCode === null && server.signalCode === null) server.kill('SIGKILL')
+  })
+  const [address] = (await once(createInterface({ input: server.stdout }), 'line')) as [string]
+  const dht = await rpcudp(['ping', address, '--dht', '--timeout', '30'])
+  t.is(dht.code, 0, dht.stderr)
+  t.regex(dht.stdout, new RegExp(`^pong from ${address}: time=[\\d.]+ ms, node id [0-9a-f]{40}\\n$`))
+  const plain = await rpcudp(['ping', address, '--timeout', '30'])
+  t.is(plain.code, 1)
+  t.regex(plain.stderr, new RegExp(`^rpcudp: ${address} answered with an error after [\\d.]+ ms: `))
+  t.regex((await rpcudp(['ping', '--help'])).stdout, /--dht/)
+  server.kill('SIGINT')
+  t.is((await once(server, 'exit'))[0], 0)
+})

@@ -6,6 +6,7 @@
  * Values on the command line and in the output are JSON, with tagged objects for
  * what JSON cannot say (see VALUES_HELP). Exit codes are in EXIT.
  */
+import { randomBytes } from 'node:crypto'
 import { lookup } from 'node:dns/promises'
 import { isIP, isIPv6 } from 'node:net'
 import { RPCArgumentError, RPCEncodeError, RPCProtocol, RPCSizeError, type Address, type BackendChoice, type CallResult } from './index'
@@ -101,12 +102,17 @@ ${VALUES_HELP}
 
 ${EXIT_HELP}`,
 
-  ping: `Usage: rpcudp ping <host:port> [--count n] [--interval s] [--timeout s] [--backend b]
+  ping: `Usage: rpcudp ping <host:port> [--dht] [--count n] [--interval s] [--timeout s] [--backend b]
 
 Calls the peer's rpc_ping and prints the round trip of each answer:
   pong from 127.0.0.1:1234: time=0.215 ms
-Any successful answer counts (a Kademlia node answers with its id, not "pong").
+Any successful answer counts. A Kademlia node (rpcudp dht serve, Python
+kademlia) needs --dht: its rpc_ping takes the caller's node id, and without one
+it answers with an error reply (exit 1).
 
+  --dht            send a random node id, as a Kademlia peer's ping does, and
+                   print the node id the peer answers with (the node may add
+                   the caller to its routing table, as for any new peer)
   --count <n>      pings to send (default 1)
   --interval <s>   seconds between pings (default 1)
   --timeout <s>    seconds to wait for each answer (default 5)
@@ -163,7 +169,7 @@ const OPTIONS: Record<string, Record<string, OptionKind>> = {
     'handler-timeout': 'string',
   },
   call: { ...COMMON, timeout: 'string' },
-  ping: { ...COMMON, timeout: 'string', count: 'string', interval: 'string' },
+  ping: { ...COMMON, timeout: 'string', count: 'string', interval: 'string', dht: 'boolean' },
   dht: { ...COMMON, timeout: 'string', port: 'string', host: 'string', bootstrap: 'string', ksize: 'string', alpha: 'string', 'no-diversity': 'boolean' },
 }
 
@@ -470,14 +476,16 @@ async function ping(p: Parsed): Promise<number> {
   const timeout = positiveSeconds(p, 'timeout', 5)
   const backend = backendOption(p)
   const target = await resolveAddress(p.positionals[0])
+  // Kademlia's rpc_ping(sender, nodeid); 20 bytes as in rpcudp/kademlia's ids, without loading the DHT
+  const args = p.options.dht ? [randomBytes(20)] : []
   return withClient(backend, target, async (proto) => {
     let code: number = EXIT.ok
     for (let i = 0; i < count; i++) {
       if (i > 0) await new Promise((r) => setTimeout(r, interval * 1000))
       const start = process.hrtime.bigint()
-      const result = await proto.callRemote(target, 'ping', [], { timeout })
+      const result = await proto.callRemote(target, 'ping', args, { timeout })
       const ms = Number(process.hrtime.bigint() - start) / 1e6
-      if (result[0]) out(`pong from ${formatAddress(target)}: time=${ms.toFixed(3)} ms`)
+      if (result[0]) out(`pong from ${formatAddress(target)}: time=${ms.toFixed(3)} ms${Buffer.isBuffer(result[1]) ? `, node id ${result[1].toString('hex')}` : ''}`)
       else {
         const failure = result[2]
         process.stderr.write(

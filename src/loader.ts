@@ -2,6 +2,7 @@ import { RPCArgumentError, RPCBackendError } from './errors'
 import { NativeTransport, type NativeBinding } from './native/transport'
 import { PureTransport } from './pure/transport'
 import type { BackendName, Transport, TransportOptions } from './transport'
+import { debug } from './log'
 import { oneOf } from './validate'
 
 export type BackendChoice = 'auto' | BackendName
@@ -70,11 +71,46 @@ export function nativeBackend(): ({ available: true } | { available: false; reas
   return r.binding ? { available: true, ...info } : { available: false, reason: describeLoadError(r.error), ...info }
 }
 
-function describeLoadError(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error)
-  const causes = error instanceof Error && Array.isArray((error as any).cause) ? (error as any).cause : []
-  return [message, ...causes.map((c: unknown) => (c instanceof Error ? c.message : String(c)))].join('; ')
+/**
+ * The napi-rs platform package holding this platform's addon (npm/<triple>/ in
+ * a checkout), or undefined where none is built (package.json napi.targets).
+ */
+export function platformPackage(platform: string = process.platform, arch: string = process.arch, musl: boolean = isMusl()): string | undefined {
+  const abi = platform === 'linux' ? (musl ? '-musl' : '-gnu') : platform === 'win32' ? '-msvc' : ''
+  const triple = `${platform}-${arch}${abi}`
+  return PLATFORM_TRIPLES.includes(triple) ? `rpcudp-${triple}` : undefined
 }
+
+/** The npm/ directories: one per napi.targets entry. */
+export const PLATFORM_TRIPLES = ['linux-x64-gnu', 'linux-x64-musl', 'linux-arm64-gnu', 'darwin-x64', 'darwin-arm64', 'win32-x64-msvc']
+
+function isMusl(): boolean {
+  if (process.platform !== 'linux') return false
+  const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header
+  return header?.glibcVersionRuntime === undefined
+}
+
+/**
+ * Why the addon did not load, in terms a user can act on. napi's loader
+ * (binding.js, generated) throws one generic error (npm's optional-dependency
+ * bug) whose `cause` chain holds the message of each attempt, a WASI package
+ * among them: when every attempt was "Cannot find module", this platform's
+ * package is simply not installed; otherwise the first other failure (a wrong
+ * libc, a corrupt file) is the cause.
+ */
+function describeLoadError(error: unknown): string {
+  const attempts: string[] = []
+  for (let c = error instanceof Error ? error.cause : undefined; c instanceof Error; c = c.cause) attempts.push(c.message)
+  if (attempts.length === 0) return `RPCUDP_NATIVE_PATH=${process.env.RPCUDP_NATIVE_PATH} does not load: ${messageOf(error)}`
+  const real = attempts.reverse().find((m) => !m.startsWith('Cannot find module '))
+  const pkg = platformPackage()
+  if (real !== undefined) return `${pkg ?? 'the addon'} is installed but does not load: ${real}`
+  return pkg === undefined
+    ? `no prebuilt addon exists for ${process.platform}-${process.arch}; build one from a checkout (npm run build:native)`
+    : `${pkg}, the package holding this platform's addon, is not installed (npm install ${pkg}; npm skips it when optional dependencies are omitted)`
+}
+
+const messageOf = (e: unknown) => (e instanceof Error ? e.message : String(e))
 
 export function resolveBackend(option: unknown): BackendName {
   const choice = oneOf<BackendChoice>('backend', option, ['auto', 'native', 'pure'])
@@ -84,8 +120,13 @@ export function resolveBackend(option: unknown): BackendName {
     if (env !== 'native' && env !== 'pure') throw new RPCArgumentError(`RPCUDP_BACKEND must be 'native' or 'pure', got ${JSON.stringify(env)}`)
     return env
   }
-  return loadNative().binding ? 'native' : 'pure'
+  const r = loadNative()
+  if (r.binding) return 'native'
+  if (!fellBack) debug("backend 'auto' runs on pure: the native backend cannot load here: %s", describeLoadError(r.error))
+  fellBack = true
+  return 'pure'
 }
+let fellBack = false
 
 export function createTransport(choice: BackendChoice, options: TransportOptions): Transport {
   if (resolveBackend(choice) === 'pure') return new PureTransport(options)

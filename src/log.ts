@@ -1,6 +1,7 @@
 import { debuglog } from 'node:util'
 
-const debug = debuglog('rpcudp')
+/** NODE_DEBUG=rpcudp; for the few once-per-process lines (no rate limit needed). */
+export const debug = debuglog('rpcudp')
 
 /**
  * At most `perSecond` events per one-second window, so a flood of hostile

@@ -56,11 +56,11 @@ function stageConsumer() {
   return dir
 }
 
-function runOne(rt, cwd, script, scriptArgs) {
+function runOne(rt, cwd, script, scriptArgs, extraEnv = {}) {
   return new Promise((resolve) => {
     const args = [...rt.args, script, ...scriptArgs]
     // RPCUDP_* would override what the matrix is checking.
-    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('RPCUDP_')))
+    const env = { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('RPCUDP_'))), ...extraEnv }
     const child = spawn(rt.bin, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''
     child.stdout.on('data', (d) => (out += d))
@@ -69,14 +69,30 @@ function runOne(rt, cwd, script, scriptArgs) {
     child.on('close', (code, signal) => {
       clearTimeout(timer)
       const num = (re) => Number((out.match(re) || [])[1] ?? 0)
-      resolve({ code, signal, out, pass: num(/^# pass (\d+)$/m), fail: num(/^# fail (\d+)$/m) })
+      resolve({ code, signal, out, pass: num(/^# pass (\d+)$/m), fail: num(/^# fail (\d+)$/m), rate: num(/^# calls\/s (\d+)$/m) })
     })
   })
+}
+
+/**
+ * A runtime and backend whose calls/s is below this fraction of the same run's
+ * Node pure figure has hit a cliff (Deno pure was 1/25 with a 4 MiB SO_RCVBUF);
+ * generous (Deno pure is ~1/5 of Node pure on its own), since runs share a loaded machine.
+ */
+const RATE_FLOOR = 1 / 10
+
+/** A copy of binding.js with no addon beside it and no platform package reachable: napi's real "missing" path. */
+function stageNoAddon() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rpcudp-no-addon-'))
+  fs.copyFileSync(path.join(ROOT, 'binding.js'), path.join(dir, 'binding.js'))
+  return dir
 }
 
 async function main() {
   const only = process.argv.slice(2)
   const consumer = stageConsumer()
+  const noAddon = stageNoAddon()
+  const rates = []
   let passed = 0
   let failed = 0
   for (const rt of RUNTIMES.filter((r) => only.length === 0 || only.includes(r.name))) {
@@ -92,6 +108,14 @@ async function main() {
         run: () => runOne(rt, ROOT, path.join(HERE, 'conformance.cjs'), [backend, io, JSON.stringify(rt.auto)]),
       })),
       { label: `${rt.name} ES module consumer of the installed package`, run: () => runOne(rt, consumer, 'esm-consumer.mjs', [JSON.stringify(rt.auto)]) },
+      {
+        label: `${rt.name} without the addon (install message)`,
+        run: () =>
+          runOne(rt, ROOT, path.join(HERE, 'conformance.cjs'), ['auto', 'default', '{}'], {
+            RPCUDP_NATIVE_PATH: path.join(noAddon, 'binding.js'),
+            RPCUDP_CONFORMANCE_NO_ADDON: '1',
+          }),
+      },
     ]
     for (const { label, run } of runs) {
       const r = await run()
@@ -100,11 +124,21 @@ async function main() {
       passed += r.pass
       failed += r.fail + (crashed ? 1 : 0)
       const verdict = r.fail === 0 && !crashed ? 'ok' : 'FAILED'
-      console.log(`${verdict} ${label}: ${r.pass} passed, ${r.fail} failed${crashed ? `, exited ${r.signal ?? r.code}` : ''}`)
+      if (r.rate > 0) rates.push({ label, rate: r.rate, nodePure: rt.name.startsWith('node') && label.includes('backend=pure') })
+      console.log(`${verdict} ${label}: ${r.pass} passed, ${r.fail} failed${r.rate > 0 ? `, ${r.rate} calls/s` : ''}${crashed ? `, exited ${r.signal ?? r.code}` : ''}`)
       if (verdict !== 'ok') console.log(r.out.replace(/^/gm, '    '))
     }
   }
   fs.rmSync(consumer, { recursive: true, force: true })
+  fs.rmSync(noAddon, { recursive: true, force: true })
+  const reference = rates.find((r) => r.nodePure)
+  if (reference !== undefined) {
+    const floor = Math.round(reference.rate * RATE_FLOOR)
+    for (const r of rates.filter((r) => r.rate < floor)) {
+      failed++
+      console.log(`FAILED ${r.label}: ${r.rate} calls/s, below ${floor} (1/${1 / RATE_FLOOR} of ${reference.label}, ${reference.rate})`)
+    }
+  }
   console.log(`${passed} passed, ${failed} failed`)
   if (failed) process.exitCode = 1
 }
