@@ -217,3 +217,8 @@ test('rpcudp:kademlia:lookup traces every lookup with { target, kind, rounds, ca
   t.true(Buffer.isBuffer(seen[0].target) && seen[0].target.length === 20)
   t.like(seen[1], { kind: 'value', rounds: 1, calls: 1 })
 })
+
+test('an unknown KademliaNode option is refused with the nearest valid name', (t) => {
+  t.throws(() => new KademliaNode({ waitTimeot: 5 } as any), { code: 'ERR_RPC_INVALID_ARGUMENT', message: /"waitTimeot".*"waitTimeout"/ })
+  t.throws(() => new KademliaNode({ divrsity: false } as any), { message: /"diversity"/ })
+})

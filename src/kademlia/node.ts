@@ -2,6 +2,7 @@ import { tracingChannel } from 'node:diagnostics_channel'
 import { isIP } from 'node:net'
 import type { BackendChoice } from '../loader'
 import type { Address, RPCProtocolOptions, Stats } from '../protocol'
+import { checkKeys } from '../validate'
 import { Contact } from './contact'
 import { crawl } from './crawl'
 import { diversityBounds, type DiversityBounds, type DiversityOption } from './diversity'
@@ -133,6 +134,8 @@ export class KademliaNode {
   private bound: Address | undefined
 
   constructor(options: KademliaNodeOptions = {}) {
+    if (options === null || typeof options !== 'object') throw new KademliaArgumentError(`options must be an object, got ${String(options)}`)
+    checkKeys('KademliaNode options', options, NODE_OPTIONS)
     this.ksize = positiveInteger('ksize', options.ksize, 20)
     this.alpha = positiveInteger('alpha', options.alpha, 3)
     if (options.nodeId !== undefined && !isNodeId(options.nodeId)) throw new KademliaArgumentError('nodeId must be a 20-byte Buffer')
@@ -428,6 +431,12 @@ export class KademliaNode {
     return result
   }
 }
+
+/** Every KademliaNodeOptions key: anything else is a typo, refused with the nearest of these. */
+const NODE_OPTIONS = [
+  'ksize', 'alpha', 'nodeId', 'backend', 'waitTimeout', 'refreshInterval', 'ttl', 'maxKeys', 'maxLookupRounds',
+  'maxLookupCalls', 'maxBodySize', 'rpc', 'diversity', 'transport',
+] as const satisfies readonly (keyof KademliaNodeOptions)[]
 
 /** diagnostics_channel: every lookup, with `{ target, kind, rounds, calls }` (rounds and calls set at the end). */
 const lookupChannel = tracingChannel<unknown, LookupTrace>('rpcudp:kademlia:lookup')
