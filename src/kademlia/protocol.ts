@@ -4,9 +4,9 @@ import { KademliaArgumentError } from './errors'
 import { compareDistance, fromKey, isNodeId, toKey, type IdKey } from './ids'
 import { RoutingTable } from './routing'
 import type { ForgetfulStorage } from './storage'
-import type { KademliaTransport } from './transport'
+import type { KademliaCallOptions, KademliaTransport } from './transport'
 import { isDhtValue, type KademliaValue } from './values'
-import { newWireCounters, parseFindReply, type FindReply } from './wire'
+import { decodeNeighbours, encodeNeighbours, newWireCounters, parseFindReply, type FindReply } from './wire'
 
 /**
  * Python's kademlia.protocol.KademliaProtocol: the five RPCs this node serves,
@@ -64,7 +64,7 @@ export class KademliaProtocol {
   }
 
   private neighboursFor(key: IdKey, asker: Address) {
-    return this.router.findNeighbors(key, this.ksize, asker).map((c) => c.toWire())
+    return encodeNeighbours(this.router.findNeighbors(key, this.ksize, asker))
   }
 
   private source(sender: Address, nodeid: unknown): Contact {
@@ -106,9 +106,9 @@ export class KademliaProtocol {
     void this.callPing(head).finally(() => this.pinging.delete(head.key))
   }
 
-  private async call(peer: Contact, name: string, args: unknown[]): Promise<CallResult<unknown>> {
+  private async call(peer: Contact, name: string, args: unknown[], options?: KademliaCallOptions): Promise<CallResult<unknown>> {
     try {
-      return await this.transport.call(peer.address, name, args)
+      return await this.transport.call(peer.address, name, args, options)
     } catch (err) {
       // only local failures reject (the node is closed); the lookup just ends
       return [false, null, { code: 'closed', message: err instanceof Error ? err.message : String(err) }]
@@ -145,7 +145,7 @@ export class KademliaProtocol {
 
   /** The parsed answer, or undefined when the peer did not answer or answered with a malformed shape (it then leaves the table). */
   private async find(peer: Contact, name: 'find_node' | 'find_value', target: IdKey): Promise<FindReply> {
-    const result = await this.call(peer, name, [this.selfId, fromKey(target)])
+    const result = await this.call(peer, name, [this.selfId, fromKey(target)], FIND_OPTIONS)
     if (!result[0]) {
       this.router.remove(peer)
       return undefined
@@ -156,3 +156,6 @@ export class KademliaProtocol {
     return reply
   }
 }
+
+/** Answers to find_node/find_value are parsed from their bytes into contacts; parseFindReply then applies its rules to either form. */
+const FIND_OPTIONS: KademliaCallOptions = { decode: decodeNeighbours }

@@ -250,16 +250,23 @@ export class NativeTransport implements Transport {
       }
       const len = batch.readUInt32LE(p)
       p += 4
+      if (tag === RESPONSE) {
+        const start = p
+        p += len
+        failure = this.dispatch(failure, () => {
+          const reason = this.sink?.onResponse(token, batch, start, start + len)
+          if (reason !== undefined) this.undecodable(token, reason)
+        })
+        continue
+      }
       let value: unknown
       try {
         value = this.decoder.decode(batch, p, p + len)
       } catch (err) {
         p += len
         if (!(err instanceof DecodeFailure)) throw err
-        this.jsDropped[err.reason] = (this.jsDropped[err.reason] ?? 0) + 1
-        this.log.log(`dropped a body the core accepted (${err.reason})`)
-        // The core has already retired this call: settle it rather than leave it hanging.
-        if (tag !== REQUEST) failure = this.dispatch(failure, () => this.sink?.onErrorReply(token, 'undecodable_reply', err.reason))
+        if (tag === REQUEST) this.countUndecodable(err.reason)
+        else failure = this.dispatch(failure, () => this.undecodable(token, err.reason))
         continue
       }
       p += len
@@ -268,14 +275,24 @@ export class NativeTransport implements Transport {
         if (tag === REQUEST) {
           const [name, args] = value as [string, unknown[]]
           sink.onRequest(id!, sender!, name, args)
-        } else if (tag === RESPONSE) sink.onResponse(token, value)
-        else if (tag === ERROR) {
+        } else if (tag === ERROR) {
           const [code, message] = value as [string, string]
           sink.onErrorReply(token, code, message)
         }
       })
     }
     if (failure !== null) throw failure.error
+  }
+
+  private countUndecodable(reason: WireDropReason) {
+    this.jsDropped[reason] = (this.jsDropped[reason] ?? 0) + 1
+    this.log.log(`dropped a body the core accepted (${reason})`)
+  }
+
+  /** The core has already retired this call: settle it rather than leave it hanging. */
+  private undecodable(token: number, reason: WireDropReason) {
+    this.countUndecodable(reason)
+    this.sink?.onErrorReply(token, 'undecodable_reply', reason)
   }
 
   /** Runs one sink call; keeps the first exception for onBatch to rethrow once the batch is done. */
