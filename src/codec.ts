@@ -35,6 +35,16 @@ function describe(value: unknown): string {
 }
 
 /**
+ * A value already in msgpack form, written verbatim by Encoder.encode: a
+ * Kademlia answer is the same few contacts over and over, so each contact
+ * keeps its encoded bytes and an answer is their concatenation. The bytes
+ * must be exactly one well-formed msgpack value; nothing re-checks them.
+ */
+export class PreEncoded {
+  constructor(readonly bytes: Uint8Array) {}
+}
+
+/**
  * Encodes into a reusable buffer whose size is the body limit: a value that
  * would not fit is refused as soon as it overflows, never buffered whole.
  */
@@ -116,6 +126,7 @@ export class Encoder {
           return
         }
         if (value instanceof Uint8Array) return this.writeBin(value)
+        if (value instanceof PreEncoded) return this.writeRaw(value.bytes)
         // `depth` counts the containers around this value; the decoder counts the same way.
         if (depth >= MAX_DEPTH) throw new RPCEncodeError(`value nests deeper than ${MAX_DEPTH} containers`)
         if (Array.isArray(value)) return this.writeArray(value, depth)
@@ -234,6 +245,12 @@ export class Encoder {
 
   private writeBin(v: Uint8Array) {
     this.writeHeader(v.length, -1, 0, 0xc4, 0xc5)
+    this.ensure(v.length)
+    this.buf.set(v, this.pos)
+    this.pos += v.length
+  }
+
+  private writeRaw(v: Uint8Array) {
     this.ensure(v.length)
     this.buf.set(v, this.pos)
     this.pos += v.length

@@ -2,6 +2,7 @@ export { RPCProtocol } from './protocol'
 export type {
   Address,
   BackendName,
+  BodyDecoder,
   CallFailure,
   CallOptions,
   CallProxy,

@@ -1,6 +1,6 @@
 import { isIPv6 } from 'node:net'
 import { CallHosts, bindHost } from './address'
-import { Encoder } from './codec'
+import { DecodeFailure, Decoder, Encoder, type DecodeReason } from './codec'
 import {
   RPCArgumentError,
   RPCStateError,
@@ -150,7 +150,16 @@ export interface CallOptions {
    * late answer is counted as unmatchedResponse. An already-aborted signal sends nothing.
    */
   signal?: AbortSignal
+  /**
+   * Parses this call's answer body straight from its bytes [start, end), which
+   * are valid only during the call. Returns undefined for a body it does not
+   * take, which is then decoded as usual; a caller that knows its answers'
+   * shape (a Kademlia neighbour list) skips building generic values for them.
+   */
+  decode?: BodyDecoder
 }
+
+export type BodyDecoder = (buf: Buffer, start: number, end: number) => unknown
 
 export interface Stats extends WireStats {
   handlersRunning: number
@@ -289,6 +298,9 @@ export class RPCProtocol<Remote extends object = {}> {
   private readonly errorReplies: boolean
   private readonly exposeErrors: boolean
   private readonly encoder: Encoder
+  private readonly decoder = new Decoder()
+  /** CallOptions.decode by token, for the calls that gave one. */
+  private readonly bodyDecoders = new Map<number, BodyDecoder>()
   private readonly handlers = new Map<string, Handler>()
   private readonly pending = new Map<number, Resolve>()
   private readonly log = new RateLimitedLog()
@@ -459,6 +471,7 @@ export class RPCProtocol<Remote extends object = {}> {
     if (wasOpen) this.transport.close()
     const pending = [...this.pending.values()]
     this.pending.clear()
+    this.bodyDecoders.clear()
     for (const resolve of pending) resolve(CLOSED)
     for (const controller of this.signalled) controller.abort(closedError())
     this.signalled.clear()
@@ -503,6 +516,11 @@ export class RPCProtocol<Remote extends object = {}> {
     while (this.pending.has(token)) token = (token + 1) >>> 0
     this.token = token
     this.transport.call(host, address[1], this.encoder.bytes, len, waitMs, token)
+    const decode = options?.decode
+    if (decode !== undefined) {
+      if (typeof decode !== 'function') throw new RPCArgumentError(`decode must be a function, got ${describe(decode)}`)
+      this.bodyDecoders.set(token, decode)
+    }
     if (signal === undefined) return new Promise<CallResult<any>>((resolve) => this.pending.set(token, resolve))
     const waiting = this.callsOn(signal)
     waiting.add(token)
@@ -554,6 +572,7 @@ export class RPCProtocol<Remote extends object = {}> {
       const resolve = this.pending.get(token)
       if (resolve === undefined) continue
       this.pending.delete(token)
+      this.bodyDecoders.delete(token)
       this.transport.cancel(token)
       resolve(result)
     }
@@ -587,16 +606,32 @@ export class RPCProtocol<Remote extends object = {}> {
 
   private readonly sink: TransportSink = {
     onRequest: (id, sender, name, args) => this.serve(id, sender, name, args),
-    onResponse: (token, value) => this.settle(token, [true, value]),
+    onResponse: (token, buf, start, end) => this.receiveAnswer(token, buf, start, end),
     onErrorReply: (token, code, message) =>
       this.settle(token, [false, null, Object.freeze({ code: failureCode(code), message, remoteCode: code })]),
     onTimeout: (token) => this.settle(token, TIMEOUT),
+  }
+
+  /** Decodes an answer body with its call's decoder, then the generic one; a body neither takes leaves the call unsettled. */
+  private receiveAnswer(token: number, buf: Buffer, start: number, end: number): DecodeReason | undefined {
+    let value = this.bodyDecoders.size === 0 ? undefined : this.bodyDecoders.get(token)?.(buf, start, end)
+    if (value === undefined) {
+      try {
+        value = this.decoder.decode(buf, start, end)
+      } catch (err) {
+        if (err instanceof DecodeFailure) return err.reason
+        throw err
+      }
+    }
+    this.settle(token, [true, value])
+    return undefined
   }
 
   private settle(token: number, result: CallResult<any>) {
     const resolve = this.pending.get(token)
     if (resolve === undefined) return // settled by close() already
     this.pending.delete(token)
+    if (this.bodyDecoders.size !== 0) this.bodyDecoders.delete(token)
     resolve(result)
     if (this.drained !== null) this.checkDrained()
   }

@@ -4,6 +4,7 @@
  * counters; RPCProtocol owns handlers, values and promises. Bodies cross as
  * msgpack bytes in both directions.
  */
+import type { DecodeReason } from './codec'
 import { DROP_REASONS } from './wire-names'
 
 export type BackendName = 'native' | 'pure'
@@ -34,12 +35,17 @@ export type Address = [host: string, port: number]
 
 /**
  * Receives a transport's events on the JavaScript thread, already validated and
- * decoded with the shared codec: a datagram that fails validation is counted as
+ * decoded with the shared codec (answer bodies excepted, see onResponse): a datagram that fails validation is counted as
  * a drop by the transport and never reaches the sink.
  */
 export interface TransportSink {
   onRequest(id: Buffer, sender: Address, name: string, args: unknown[]): void
-  onResponse(token: number, value: unknown): void
+  /**
+   * An answer's body, bytes [start, end) of `buf`, decoded here (with the call's
+   * own decoder if it has one) before this returns: the transport reuses `buf`.
+   * Returns why the body does not decode, leaving the call unsettled, or undefined.
+   */
+  onResponse(token: number, buf: Buffer, start: number, end: number): DecodeReason | undefined
   onErrorReply(token: number, code: string, message: string): void
   onTimeout(token: number): void
 }

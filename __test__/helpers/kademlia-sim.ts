@@ -7,7 +7,8 @@
  */
 import { Decoder, Encoder } from '../../src/codec'
 import type { KademliaTransport } from '../../src/kademlia'
-import type { Address, CallResult, Handler } from '../../src/protocol'
+import type { KademliaCallOptions } from '../../src/kademlia/transport'
+import type { Address, BodyDecoder, CallResult, Handler } from '../../src/protocol'
 import { prng } from './raw'
 
 const TIMEOUT: CallResult<never> = [false, null, { code: 'timeout', message: 'lost in the simulated network' }]
@@ -66,12 +67,13 @@ export class SimNetwork {
   }
 
   /** What the wire does to a value: encode, decode (throws for what msgpack cannot carry). */
-  wire(value: unknown): unknown {
+  wire(value: unknown, decode?: BodyDecoder): unknown {
     const len = this.encoder.encode(value)
-    return this.decoder.decode(Buffer.from(this.encoder.bytes.subarray(0, len)), 0, len)
+    const bytes = Buffer.from(this.encoder.bytes.subarray(0, len))
+    return decode?.(bytes, 0, len) ?? this.decoder.decode(bytes, 0, len)
   }
 
-  async deliver(from: Address, to: Address, name: string, args: unknown[]): Promise<CallResult<unknown>> {
+  async deliver(from: Address, to: Address, name: string, args: unknown[], decode?: BodyDecoder): Promise<CallResult<unknown>> {
     this.calls[name] = (this.calls[name] ?? 0) + 1
     const sent = this.wire(args) as unknown[]
     await new Promise((r) => setImmediate(r))
@@ -86,7 +88,7 @@ export class SimNetwork {
       return [false, null, { code: 'handlerError', message: String(err) }]
     }
     if (this.random() < this.loss) return TIMEOUT
-    return [true, this.wire(result)]
+    return [true, this.wire(result, decode)]
   }
 }
 
@@ -105,9 +107,9 @@ export class SimTransport implements KademliaTransport {
     return this.address
   }
 
-  call(address: Address, name: string, args: unknown[]): Promise<CallResult<unknown>> {
+  call(address: Address, name: string, args: unknown[], options?: KademliaCallOptions): Promise<CallResult<unknown>> {
     if (!this.open) return Promise.reject(new Error('closed'))
-    return this.net.deliver(this.address, address, name, args)
+    return this.net.deliver(this.address, address, name, args, options?.decode)
   }
 
   serve(handlers: Record<string, Handler>): void {

@@ -1,3 +1,4 @@
+import { Encoder } from '../codec'
 import type { Address } from '../protocol'
 import { sourceKey, subnetKey } from '../source-key'
 import { ID_BYTES, compareDistance, fromKey, keyHead, toKey, type IdKey } from './ids'
@@ -10,7 +11,7 @@ import { ID_BYTES, compareDistance, fromKey, keyHead, toKey, type IdKey } from '
 export class Contact {
   /** keyHead(key): sorting by distance compares these first. */
   readonly head: number
-  private wire: [Buffer, string, number] | undefined
+  private wire: Buffer | undefined
   private keys: ContactKeys | undefined
 
   constructor(
@@ -29,10 +30,15 @@ export class Contact {
    * costs no string and no allocation.
    */
   static fromId(id: Uint8Array, ip: string, port: number): Contact {
-    const slot = (id[0] << 22) | (id[1] << 14) | (id[2] << 6) | (id[3] >> 2)
+    return Contact.fromBytes(id, 0, ip, port)
+  }
+
+  /** fromId for the id at bytes[at, at + 20), e.g. inside a received datagram: no view of it is made unless the contact is new. */
+  static fromBytes(bytes: Uint8Array, at: number, ip: string, port: number): Contact {
+    const slot = (bytes[at] << 22) | (bytes[at + 1] << 14) | (bytes[at + 2] << 6) | (bytes[at + 3] >> 2)
     const known = recent.get(slot)
-    if (known !== undefined && known.port === port && known.ip === ip && known.hasId(id)) return known
-    const fresh = new Contact(toKey(id), ip, port)
+    if (known !== undefined && known.port === port && known.ip === ip && known.hasId(bytes, at)) return known
+    const fresh = new Contact(toKey(bytes.subarray(at, at + ID_BYTES)), ip, port)
     if (recent.size >= RECENT_LIMIT) recent.clear()
     recent.set(slot, fresh)
     return fresh
@@ -66,19 +72,23 @@ export class Contact {
     return this.ip === address[0] && this.port === address[1]
   }
 
-  /** The wire form of a neighbour: [id, ip, port], as Python's tuple(node). Shared: the encoder only reads it. */
-  toWire(): [Buffer, string, number] {
+  /**
+   * The msgpack form of this contact as a neighbour entry, [bin id, str ip,
+   * uint port] as Python's tuple(node) packs, encoded once: answers name the
+   * same contacts again and again. Shared: callers only copy from it.
+   */
+  wireBytes(): Buffer {
     if (this.wire === undefined) {
+      const len = entryEncoder.encode([fromKey(this.key), this.ip, this.port])
       // Its own memory: a slice of Buffer's shared pool would pin the whole 8 KiB slab for as long as this contact lives.
-      const id = Buffer.allocUnsafeSlow(ID_BYTES)
-      id.write(this.key, 'latin1')
-      this.wire = [id, this.ip, this.port]
+      this.wire = Buffer.allocUnsafeSlow(len)
+      entryEncoder.bytes.copy(this.wire, 0, 0, len)
     }
     return this.wire
   }
 
-  private hasId(id: Uint8Array): boolean {
-    for (let i = 0; i < ID_BYTES; i++) if (this.key.charCodeAt(i) !== id[i]) return false
+  private hasId(bytes: Uint8Array, at: number): boolean {
+    for (let i = 0; i < ID_BYTES; i++) if (this.key.charCodeAt(i) !== bytes[at + i]) return false
     return true
   }
 }
@@ -92,6 +102,9 @@ interface ContactKeys {
 function contactKeys(ip: string, port: number): ContactKeys {
   return { address: ip + ':' + port, host: sourceKey(ip), subnet: subnetKey(ip) }
 }
+
+/** An entry is at most 3 + 22 + 47 (an IPv6 literal with a zone) + 3 bytes; the slack is for longer zone names. */
+const entryEncoder = new Encoder(256)
 
 /** Contacts by their first 30 bits, one per slot (the latest), for Contact.fromId; emptied when it reaches RECENT_LIMIT. */
 const recent = new Map<number, Contact>()

@@ -6,9 +6,9 @@ import type { PeerHealth } from './health'
 import { compareDistance, fromKey, isNodeId, toKey, type IdKey } from './ids'
 import { RoutingTable } from './routing'
 import type { ForgetfulStorage } from './storage'
-import type { KademliaTransport } from './transport'
+import type { KademliaCallOptions, KademliaTransport } from './transport'
 import { isDhtValue, type KademliaValue } from './values'
-import { newWireCounters, parseFindReply, type FindReply } from './wire'
+import { decodeNeighbours, encodeNeighbours, newWireCounters, parseFindReply, type FindReply } from './wire'
 
 /**
  * Python's kademlia.protocol.KademliaProtocol: the five RPCs this node serves,
@@ -70,7 +70,7 @@ export class KademliaProtocol {
   }
 
   private neighboursFor(key: IdKey, asker: Address) {
-    return this.router.findNeighbors(key, this.ksize, asker).map((c) => c.toWire())
+    return encodeNeighbours(this.router.findNeighbors(key, this.ksize, asker))
   }
 
   private source(sender: Address, nodeid: unknown): Contact {
@@ -141,11 +141,11 @@ export class KademliaProtocol {
   }
 
   /** A call, timed for PeerHealth: an answer is a round-trip sample, a timeout a failure. */
-  private async call(peer: Contact, name: string, args: unknown[], signal?: AbortSignal): Promise<CallResult<unknown>> {
+  private async call(peer: Contact, name: string, args: unknown[], options?: KademliaCallOptions): Promise<CallResult<unknown>> {
     const sent = performance.now()
     let result: CallResult<unknown>
     try {
-      result = await this.transport.call(peer.address, name, args, signal === undefined ? undefined : { signal })
+      result = await this.transport.call(peer.address, name, args, options)
     } catch (err) {
       // only local failures reject (the node is closed); the lookup just ends
       return [false, null, { code: 'closed', message: err instanceof Error ? err.message : String(err) }]
@@ -196,7 +196,7 @@ export class KademliaProtocol {
 
   /** The parsed answer, or undefined when the peer did not answer or answered with a malformed shape (it then leaves the table). */
   private async find(peer: Contact, name: 'find_node' | 'find_value', target: IdKey, signal?: AbortSignal): Promise<FindReply> {
-    const result = await this.call(peer, name, [this.selfId, fromKey(target)], signal)
+    const result = await this.call(peer, name, [this.selfId, fromKey(target)], signal === undefined ? FIND_OPTIONS : { ...FIND_OPTIONS, signal })
     if (!result[0]) {
       if (!saysNothing(result)) this.router.remove(peer)
       return undefined
@@ -215,3 +215,6 @@ const MAX_VERIFYING = 1024
 function saysNothing(result: CallResult<unknown>): boolean {
   return !result[0] && (result[2].code === 'aborted' || result[2].code === 'closed')
 }
+
+/** Answers to find_node/find_value are parsed from their bytes into contacts; parseFindReply then applies its rules to either form. */
+const FIND_OPTIONS: KademliaCallOptions = { decode: decodeNeighbours }

@@ -1,4 +1,4 @@
-import { RPCProtocol, type Address, type CallResult, type Handler, type RPCProtocolOptions, type Stats } from '../protocol'
+import { RPCProtocol, type Address, type BodyDecoder, type CallResult, type Handler, type RPCProtocolOptions, type Stats } from '../protocol'
 
 /** Per-call options a Kademlia node passes to its transport. */
 export interface KademliaCallOptions {
@@ -6,6 +6,8 @@ export interface KademliaCallOptions {
   timeout?: number
   /** Aborting settles the call at once as [false, null, {code: 'aborted'}]. */
   signal?: AbortSignal
+  /** CallOptions.decode: parses the answer body from its bytes, or returns undefined to have it decoded generically. */
+  decode?: BodyDecoder
 }
 
 /**

@@ -254,17 +254,23 @@ export class NativeTransport implements Transport {
       }
       const len = batch.readUInt32LE(p)
       p += 4
+      if (tag === RESPONSE) {
+        const start = p
+        p += len
+        failure = this.dispatch(failure, () => {
+          const reason = this.sink?.onResponse(token, batch, start, start + len)
+          if (reason !== undefined) this.undecodable(token, reason, sender)
+        })
+        continue
+      }
       let value: unknown
       try {
         value = this.decoder.decode(batch, p, p + len)
       } catch (err) {
         p += len
         if (!(err instanceof DecodeFailure)) throw err
-        this.jsDropped[err.reason] = (this.jsDropped[err.reason] ?? 0) + 1
-        this.log.log(`dropped a body the core accepted (${err.reason})`)
-        this.drops.publish(err.reason, sender)
-        // The core has already retired this call: settle it rather than leave it hanging.
-        if (tag !== REQUEST) failure = this.dispatch(failure, () => this.sink?.onErrorReply(token, 'undecodable_reply', err.reason))
+        if (tag === REQUEST) this.countUndecodable(err.reason, sender)
+        else failure = this.dispatch(failure, () => this.undecodable(token, err.reason, sender))
         continue
       }
       p += len
@@ -273,14 +279,25 @@ export class NativeTransport implements Transport {
         if (tag === REQUEST) {
           const [name, args] = value as [string, unknown[]]
           sink.onRequest(id!, sender!, name, args)
-        } else if (tag === RESPONSE) sink.onResponse(token, value)
-        else if (tag === ERROR) {
+        } else if (tag === ERROR) {
           const [code, message] = value as [string, string]
           sink.onErrorReply(token, code, message)
         }
       })
     }
     if (failure !== null) throw failure.error
+  }
+
+  private countUndecodable(reason: WireDropReason, sender: Address | null) {
+    this.jsDropped[reason] = (this.jsDropped[reason] ?? 0) + 1
+    this.log.log(`dropped a body the core accepted (${reason})`)
+    this.drops.publish(reason, sender)
+  }
+
+  /** The core has already retired this call: settle it rather than leave it hanging. */
+  private undecodable(token: number, reason: WireDropReason, sender: Address | null) {
+    this.countUndecodable(reason, sender)
+    this.sink?.onErrorReply(token, 'undecodable_reply', reason)
   }
 
   /** Runs one sink call; keeps the first exception for onBatch to rethrow once the batch is done. */

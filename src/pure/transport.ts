@@ -286,6 +286,7 @@ export class PureTransport implements Transport {
     // Before decoding, as in the core: a flood must not buy validation work. No reply: a reply amplifies.
     if (type === REQUEST && this.limiter !== null && !this.limiter.admit(performance.now(), fromMappedV4(rinfo.address)))
       return this.drop('rateLimited', `request from ${rinfo.address}:${rinfo.port} beyond its source's rate`, rinfo)
+    if (type === RESPONSE) return this.receiveResponse(msg, rinfo)
     let body: unknown
     try {
       body = this.decoder.decode(msg, HEADER, msg.length)
@@ -301,21 +302,48 @@ export class PureTransport implements Transport {
     }
     if (type === ERROR && !(Array.isArray(body) && body.length === 2 && typeof body[0] === 'string' && typeof body[1] === 'string'))
       return this.drop('badRequest', `error reply from ${rinfo.address}:${rinfo.port} is not [code, message]`, rinfo)
-    const entry = this.table.get(msg.readUInt32BE(1) >>> 2)
-    if (entry === undefined || msg.compare(entry.datagram, 1, HEADER, 1, HEADER) !== 0)
-      return this.drop('unmatchedResponse', `unknown, late or duplicate id from ${rinfo.address}:${rinfo.port}`, rinfo)
-    if (this.options.checkSender && (entry.port !== rinfo.port || entry.host !== senderHost(rinfo)))
-      return this.drop('wrongSender', `answer for ${entry.host}:${entry.port} came from ${rinfo.address}:${rinfo.port}`, rinfo)
+    const entry = this.match(msg, rinfo)
+    if (entry === undefined) return
     this.forget(entry)
     this.wheel.remove(entry)
-    if (type === RESPONSE) {
-      this.counters.responsesReceived++
-      this.sink!.onResponse(entry.token, body)
-    } else {
-      this.counters.errorsReceived++
-      const [code, message] = body as [string, string]
-      this.sink!.onErrorReply(entry.token, code, message)
+    this.counters.errorsReceived++
+    const [code, message] = body as [string, string]
+    this.sink!.onErrorReply(entry.token, code, message)
+  }
+
+  /**
+   * The sink decodes a matched answer's body, so that a call's own decoder sees
+   * the bytes. The counters are the same as decoding first: an undecodable body
+   * is counted by its reason whether or not it matches a call, and leaves the call waiting.
+   */
+  private receiveResponse(msg: Buffer, rinfo: RemoteInfo) {
+    const entry = this.match(msg, rinfo, true)
+    if (entry === undefined) return
+    const reason = this.sink!.onResponse(entry.token, msg, HEADER, msg.length)
+    if (reason !== undefined) return this.drop(reason, `from ${rinfo.address}:${rinfo.port}`, rinfo)
+    this.forget(entry)
+    this.wheel.remove(entry)
+    this.counters.responsesReceived++
+  }
+
+  /** The outstanding call an answer is for, or undefined once it is counted as a drop (an unchecked body first by its decode failure). */
+  private match(msg: Buffer, rinfo: RemoteInfo, bodyUnchecked = false): Outstanding | undefined {
+    const entry = this.table.get(msg.readUInt32BE(1) >>> 2)
+    const unmatched = entry === undefined || msg.compare(entry.datagram, 1, HEADER, 1, HEADER) !== 0
+    const wrongSender = !unmatched && this.options.checkSender && (entry.port !== rinfo.port || entry.host !== senderHost(rinfo))
+    if (!unmatched && !wrongSender) return entry
+    if (bodyUnchecked) {
+      try {
+        this.decoder.decode(msg, HEADER, msg.length)
+      } catch (err) {
+        if (err instanceof DecodeFailure) this.drop(err.reason, `from ${rinfo.address}:${rinfo.port}`, rinfo)
+        else throw err
+        return undefined
+      }
     }
+    if (unmatched) this.drop('unmatchedResponse', `unknown, late or duplicate id from ${rinfo.address}:${rinfo.port}`, rinfo)
+    else this.drop('wrongSender', `answer for ${entry!.host}:${entry!.port} came from ${rinfo.address}:${rinfo.port}`, rinfo)
+    return undefined
   }
 }
 
