@@ -1,10 +1,24 @@
 import type { Contact } from './contact'
 
-/** What PeerHealth remembers of one peer (an ip:port). */
-interface Peer {
-  /** Smoothed round-trip time and its mean deviation, ms (RFC 6298); NaN until the first answer. */
+/** A smoothed round-trip time and its mean deviation, ms (RFC 6298); srtt is NaN until the first sample. */
+interface Rtt {
   srtt: number
   rttvar: number
+}
+
+/** RFC 6298's update: the first sample sets srtt and half of it as rttvar. */
+function sample(e: Rtt, rttMs: number): void {
+  if (Number.isNaN(e.srtt)) {
+    e.srtt = rttMs
+    e.rttvar = rttMs / 2
+  } else {
+    e.rttvar = 0.75 * e.rttvar + 0.25 * Math.abs(e.srtt - rttMs)
+    e.srtt = 0.875 * e.srtt + 0.125 * rttMs
+  }
+}
+
+/** What PeerHealth remembers of one peer (an ip:port). */
+interface Peer extends Rtt {
   /** When its last call went unanswered, or was passed over as slow (ms, the node's clock); -Infinity if none was. */
   failedAt: number
 }
@@ -28,8 +42,8 @@ const MAX_PEERS = 8192
  */
 export class PeerHealth {
   private readonly peers = new Map<string, Peer>()
-  private srtt = NaN
-  private rttvar = 0
+  /** This node's estimate over every peer, for peers never timed. */
+  private readonly network: Rtt = { srtt: NaN, rttvar: 0 }
 
   constructor(
     /** The ceiling: a call is never passed over later than its transport's waitTimeout. */
@@ -39,9 +53,10 @@ export class PeerHealth {
   /** When a call to `c` should be given up on for the lookup's sake (its late answer is still used). */
   timeoutFor(c: Contact): number {
     const p = this.peers.get(c.addressKey)
-    const srtt = p !== undefined && !Number.isNaN(p.srtt) ? p.srtt : this.srtt
+    const timed = p !== undefined && !Number.isNaN(p.srtt)
+    const srtt = timed ? p.srtt : this.network.srtt
     // an untimed peer gets twice the deviation: it is an estimate of the network, not of that peer
-    const rttvar = p !== undefined && !Number.isNaN(p.srtt) ? p.rttvar : 2 * this.rttvar
+    const rttvar = timed ? p.rttvar : 2 * this.network.rttvar
     const t = Number.isNaN(srtt) ? INITIAL_TIMEOUT_MS : srtt + 4 * rttvar
     return Math.min(this.ceilingMs, Math.max(MIN_TIMEOUT_MS, t))
   }
@@ -50,20 +65,8 @@ export class PeerHealth {
   answered(c: Contact, rttMs: number): void {
     const p = this.touch(c)
     p.failedAt = -Infinity
-    if (Number.isNaN(p.srtt)) {
-      p.srtt = rttMs
-      p.rttvar = rttMs / 2
-    } else {
-      p.rttvar = 0.75 * p.rttvar + 0.25 * Math.abs(p.srtt - rttMs)
-      p.srtt = 0.875 * p.srtt + 0.125 * rttMs
-    }
-    if (Number.isNaN(this.srtt)) {
-      this.srtt = rttMs
-      this.rttvar = rttMs / 2
-    } else {
-      this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(this.srtt - rttMs)
-      this.srtt = 0.875 * this.srtt + 0.125 * rttMs
-    }
+    sample(p, rttMs)
+    sample(this.network, rttMs)
   }
 
   /** A call to `c` went unanswered at `now`. */
