@@ -2,7 +2,7 @@
 export { KademliaNode } from './node'
 export type { KademliaNodeOptions, KademliaOperationOptions, KademliaStats, NodeInfo } from './node'
 export type { DiversityBounds, DiversityOption } from './diversity'
-export type { KademliaTransport } from './transport'
+export type { KademliaTransport, KademliaCallOptions } from './transport'
 export type { KademliaValue } from './values'
 export type { Key } from './ids'
 export type { WireCounters } from './wire'
