@@ -138,6 +138,11 @@ set prints true or false, get prints the value as JSON.
   --timeout <s>       seconds to wait for each answer (default 5)
   --ksize <n>         k (default 20)
   --alpha <n>         parallel calls per lookup round (default 3)
+  --verbose           set, get: each phase (join, lookup, result) on stderr, with the
+                      milliseconds since start
+  --json              set, get: one JSON object instead of the bare result:
+                      {"key", "stored"} or {"key", "found", "value"}, plus
+                      "contacts" (routing table size) and "ms" (time taken)
 ${BACKEND_HELP}
 
 Values are JSON and must be what Python kademlia stores: a string, a number, a
@@ -167,7 +172,7 @@ const OPTIONS: Record<string, Record<string, OptionKind>> = {
   },
   call: { ...COMMON, timeout: 'string' },
   ping: { ...COMMON, timeout: 'string', count: 'string', interval: 'string', dht: 'boolean' },
-  dht: { ...COMMON, timeout: 'string', port: 'string', host: 'string', bootstrap: 'string', ksize: 'string', alpha: 'string' },
+  dht: { ...COMMON, timeout: 'string', port: 'string', host: 'string', bootstrap: 'string', ksize: 'string', alpha: 'string', verbose: 'boolean', json: 'boolean' },
 }
 
 /**
