@@ -91,6 +91,13 @@ test.serial('dht get against a network it has used before: after 10 earlier CLI 
   const later = await timed()
   t.log(`dht get: first run ${firstRun.toFixed(0)} ms, after 10 more CLI runs ${later.toFixed(0)} ms`)
   t.true(later <= 2 * firstRun, `${later.toFixed(0)} ms against ${firstRun.toFixed(0)} ms`)
+  // --json prints one object, --verbose the phases on stderr
+  const json = await rpcudp(['dht', 'get', 'again', '--json', '--verbose', ...common])
+  t.is(json.code, 0, json.stderr)
+  t.like(JSON.parse(json.stdout), { key: 'again', found: true, value: 1 })
+  t.regex(json.stderr, /^rpcudp: .* \(\d+ ms\)$/m)
+  const stored = await rpcudp(['dht', 'set', 'json-set', '2', '--json', ...common])
+  t.like(JSON.parse(stored.stdout), { key: 'json-set', stored: true })
   for (const s of servers) s.kill('SIGINT')
 })
 

@@ -138,9 +138,18 @@ set prints true or false, get prints the value as JSON.
   --timeout <s>       most seconds to wait for each answer (default 5; lookups
                       pass over a slow peer sooner, by its measured round trip)
   --ksize <n>         k (default 20)
-  --alpha <n>         calls in flight per lookup (default 3)
-  --no-diversity      lift the bounds on contacts per host and per /24 (for
-                      networks on loopback or one subnet, where they share one)
+  dht: {
+    ...COMMON,
+    timeout: 'string',
+    port: 'string',
+    host: 'string',
+    bootstrap: 'string',
+    ksize: 'string',
+    alpha: 'string',
+    'no-diversity': 'boolean',
+    verbose: 'boolean',
+    json: 'boolean',
+  },
 ${BACKEND_HELP}
 
 Values are JSON and must be what Python kademlia stores: a string, a number, a
@@ -170,7 +179,18 @@ const OPTIONS: Record<string, Record<string, OptionKind>> = {
   },
   call: { ...COMMON, timeout: 'string' },
   ping: { ...COMMON, timeout: 'string', count: 'string', interval: 'string', dht: 'boolean' },
-  dht: { ...COMMON, timeout: 'string', port: 'string', host: 'string', bootstrap: 'string', ksize: 'string', alpha: 'string', 'no-diversity': 'boolean' },
+  dht: {
+    ...COMMON,
+    timeout: 'string',
+    port: 'string',
+    host: 'string',
+    bootstrap: 'string',
+    ksize: 'string',
+    alpha: 'string',
+    'no-diversity': 'boolean',
+    verbose: 'boolean',
+    json: 'boolean',
+  },
 }
 
 /**

@@ -78,17 +78,26 @@ async function setOrGet(p: Parsed, verb: 'set' | 'get'): Promise<number> {
   const value = valueText === undefined ? undefined : checked(parseValue(valueText))
   const peers = await bootstrapList(p, true)
   const node = newNode(p)
+  const started = performance.now()
+  const elapsed = () => Math.round(performance.now() - started)
+  // phases only: progress inside a lookup would need a hook in the lookup itself
+  const progress = (line: string) => p.options.verbose && process.stderr.write(`rpcudp: ${line} (${elapsed()} ms)\n`)
   try {
     await node.listen(0, peers.some((a) => a[0].includes(':')) ? '::' : '0.0.0.0')
+    progress(`node ${node.id.toString('hex')} joining through ${peers.map(formatAddress).join(', ')}`)
     if (!(await join(node, peers))) return EXIT.timeout
+    progress(`joined: ${node.stats().contacts} nodes in the routing table; ${verb === 'set' ? 'storing' : 'looking up'} ${JSON.stringify(key)}`)
     if (verb === 'set') {
       const stored = await node.set(key, value!)
-      out(JSON.stringify(stored))
+      progress(stored ? 'stored' : 'not stored')
+      out(p.options.json ? JSON.stringify({ key, stored, contacts: node.stats().contacts, ms: elapsed() }) : JSON.stringify(stored))
       if (!stored) process.stderr.write('rpcudp: no node acknowledged the store\n')
       return stored ? EXIT.ok : EXIT.timeout
     }
     const found = await node.get(key)
-    out(JSON.stringify(toJson(found)))
+    progress(found === null ? 'not found' : 'found')
+    const json = toJson(found)
+    out(p.options.json ? JSON.stringify({ key, found: found !== null, value: json, contacts: node.stats().contacts, ms: elapsed() }) : JSON.stringify(json))
     return found === null ? EXIT.remoteError : EXIT.ok
   } finally {
     await node.close()
