@@ -280,8 +280,9 @@ for (const socketHost of ['127.0.0.1', '::']) {
           const target = Array.isArray(addr)
             ? addr.map((x, i) => (i === 1 && x === 'self' ? own[1] : i === 1 && x === 'silent' ? silentPort : x))
             : addr
+          // the proxy leaves Object.prototype's names (constructor, __proto__) as on a plain object: those go by callRemote
           const call = attempt(() =>
-            viaProxy && typeof n === 'string' && Array.isArray(a)
+            viaProxy && typeof n === 'string' && !(n in {}) && Array.isArray(a)
               ? (proto.call as any)[n](target, ...a)
               : proto.callRemote(target as any, n as string, a as unknown[], o as any),
           )

@@ -3,7 +3,7 @@
  * publisher checks `traced()` / `hasSubscribers` before building a context
  * object, so with nobody subscribed the hot paths allocate nothing.
  */
-import diagnostics_channel, { type TracingChannel } from 'node:diagnostics_channel'
+import { channel, tracingChannel, type TracingChannel } from 'node:diagnostics_channel'
 import { RateWindow } from './log'
 import type { Address, BackendName, DropReason } from './transport'
 import type { CallResult, FailureCode } from './protocol'
@@ -33,9 +33,9 @@ export interface DropMessage {
   sender: Address | null
 }
 
-export const callChannel: TracingChannel<object, CallTraceContext> = diagnostics_channel.tracingChannel('rpcudp:call')
-export const handleChannel: TracingChannel<object, HandleTraceContext> = diagnostics_channel.tracingChannel('rpcudp:handle')
-export const dropChannel = diagnostics_channel.channel('rpcudp:drop')
+export const callChannel: TracingChannel<object, CallTraceContext> = tracingChannel('rpcudp:call')
+export const handleChannel: TracingChannel<object, HandleTraceContext> = tracingChannel('rpcudp:handle')
+export const dropChannel = channel('rpcudp:drop')
 
 /** TracingChannel.hasSubscribers, which Bun lacks: there, any of its five channels. */
 export function traced(tc: TracingChannel<object, any>): boolean {
