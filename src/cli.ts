@@ -138,18 +138,14 @@ set prints true or false, get prints the value as JSON.
   --timeout <s>       most seconds to wait for each answer (default 5; lookups
                       pass over a slow peer sooner, by its measured round trip)
   --ksize <n>         k (default 20)
-  dht: {
-    ...COMMON,
-    timeout: 'string',
-    port: 'string',
-    host: 'string',
-    bootstrap: 'string',
-    ksize: 'string',
-    alpha: 'string',
-    'no-diversity': 'boolean',
-    verbose: 'boolean',
-    json: 'boolean',
-  },
+  --alpha <n>         calls in flight per lookup (default 3)
+  --no-diversity      lift the bounds on contacts per host and per /24 (for
+                      networks on loopback or one subnet, where they share one)
+  --verbose           set, get: each phase (join, lookup, result) on stderr, with the
+                      milliseconds since start
+  --json              set, get: one JSON object instead of the bare result:
+                      {"key", "stored"} or {"key", "found", "value"}, plus
+                      "contacts" (routing table size) and "ms" (time taken)
 ${BACKEND_HELP}
 
 Values are JSON and must be what Python kademlia stores: a string, a number, a
