@@ -3,7 +3,8 @@ import test from 'ava'
 import fc from 'fast-check'
 import { Decoder, Encoder } from '../src/codec'
 import { Contact } from '../src/kademlia/contact'
-import { decodeNeighbours, encodeNeighbours, newWireCounters, parseFindReply } from '../src/kademlia/wire'
+import { decodeNeighbours, encodeNeighbours, newWireCounters, parseFindReply, parseNeighbour } from '../src/kademlia/wire'
+import { toKey } from '../src/kademlia/ids'
 
 const id = fc.uint8Array({ minLength: 20, maxLength: 20 }).map((b) => Buffer.from(b))
 const ip = fc.oneof(fc.ipV4(), fc.ipV6(), fc.constantFrom('not an ip', ''))
@@ -65,4 +66,15 @@ test('decodeNeighbours takes the common shape and declines every other one', (t)
     t.is(decodeNeighbours(b, 0, b.length), undefined)
   }
   t.is(decodeNeighbours(good, 0, good.length - 1), undefined)
+})
+
+test('an empty ip is never a neighbour, whatever was cached before (the caches start at a literal isIP accepts)', (t) => {
+  t.is(parseNeighbour([Buffer.alloc(20, 1), '', 1]), undefined)
+  const counters = newWireCounters()
+  const body = new Encoder(256)
+  const len = body.encode([[Buffer.alloc(20, 2), '', 7]])
+  const decoded = decodeNeighbours(Buffer.from(body.bytes.subarray(0, len)), 0, len)
+  const reply = parseFindReply(decoded ?? [[Buffer.alloc(20, 2), '', 7]], 20, toKey(Buffer.alloc(20)), counters, false)
+  t.deepEqual(reply, { nodes: [] })
+  t.is(counters.badNeighbours, 1)
 })

@@ -27,7 +27,8 @@ export function isPort(v: unknown): v is number {
 }
 
 /** The last IP literal parseNeighbour accepted: an answer's neighbours mostly share a few addresses, and isIP is a regular expression. */
-let lastIp = ''
+// seeded with a literal isIP accepts: an empty cache would let an empty ip through unchecked
+let lastIp = '0.0.0.0'
 
 /** One neighbour entry, [id, ip, port], or undefined if it is anything else. */
 export function parseNeighbour(entry: unknown): Contact | undefined {
@@ -107,8 +108,9 @@ export class DecodedNeighbours {
 }
 
 /** The bytes of the last IP decodeNeighbours accepted, and its string. */
-let lastIpBytes = Buffer.alloc(0)
-let lastIpString = ''
+// seeded like lastIp, so a zero-length ip never matches the cache
+let lastIpBytes = Buffer.from('0.0.0.0')
+let lastIpString = '0.0.0.0'
 
 /**
  * A find_node/find_value answer body parsed from its bytes when it is the shape
