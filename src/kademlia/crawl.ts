@@ -33,11 +33,13 @@ export function crawl(protocol: KademliaProtocol, state: LookupState, findValue:
     const pump = () => {
       if (finished) return
       const now = performance.now()
-      state.expire(now, passed)
-      for (const q of state.next(now, timeoutFor)) send(q)
+      // the next pass-over: the earliest of the calls still in flight and of those sent now (not done means one of them exists)
+      let at = state.expire(now, passed) ?? Infinity
+      for (const q of state.next(now, timeoutFor)) {
+        send(q)
+        if (q.passAt < at) at = q.passAt
+      }
       if (state.done) return finish()
-      // not done: a call is in flight, due later than now, so this passes nothing over and names the next pass-over
-      const at = state.expire(now)!
       if (at !== timerAt) {
         clearTimeout(timer)
         timerAt = at
