@@ -19,8 +19,10 @@ export declare class NativeSocket {
   bind(host: string, port: number, options: BindOptions, onEvents: (batch: Buffer, length?: number) => void): BoundAddress
   /** Starts a call (see `queue`); its answer, error reply or timeout comes back as an event carrying `token`. */
   call(host: string, port: number, body: Uint8Array, len: number, timeoutMs: number, token: number): void
-  reply(id: Uint8Array, host: string, port: number, body: Uint8Array, len: number): void
-  replyError(id: Uint8Array, host: string, port: number, code: string, message: string): void
+  /** False when the reflection bound held the reply back (the core counts it as `unverified`). */
+  reply(id: Uint8Array, host: string, port: number, body: Uint8Array, len: number): boolean
+  /** False as `reply`. */
+  replyError(id: Uint8Array, host: string, port: number, code: string, message: string): boolean
   /** Forgets the outstanding call `token` (aborted by its caller); false if it was not outstanding. */
   cancel(token: number): boolean
   stats(): NativeStats
@@ -47,6 +49,10 @@ export interface BindOptions {
   ratePerSecond?: number
   rateBurst?: number
   maxSources?: number
+  /** The reflection bound on replies to unverified sources (all three, or none: no bound). */
+  reflectionAllowance?: number
+  reflectionFactor?: number
+  reflectionMaxSources?: number
 }
 
 export interface BoundAddress {
@@ -90,4 +96,6 @@ export interface NativeStats {
   tableBytes: number
   /** Sources the per-source rate limit tracks (bounded by maxSources). */
   sourcesTracked: number
+  /** Sources the reflection bound tracks (bounded by its maxSources). */
+  reflectionSources: number
 }

@@ -300,6 +300,23 @@ eachBackend('bad control options are typed errors', async (t, backend) => {
     null,
   ])
     t.throws(() => new RPCProtocol({ backend, perSource: perSource as any }), { instanceOf: RPCArgumentError }, JSON.stringify(perSource))
+  for (const reflection of [
+    { allowance: 0 },
+    { allowance: 1.5 },
+    { allowance: 2 ** 53 },
+    { factor: 0 },
+    { factor: Number.POSITIVE_INFINITY },
+    { factor: Number.NaN },
+    { maxSources: 0 },
+    { maxSources: 2 ** 32 },
+    { allowence: 1 },
+    true,
+    'on',
+    null,
+  ])
+    t.throws(() => new RPCProtocol({ backend, reflection: reflection as any }), { instanceOf: RPCArgumentError }, JSON.stringify(reflection))
+  for (const reflection of [false, {}, { allowance: 1, factor: 0.5, maxSources: 1 }])
+    t.notThrows(() => new RPCProtocol({ backend, reflection }), JSON.stringify(reflection))
   for (const handlerTimeout of [0, -1, Number.NaN, Number.POSITIVE_INFINITY, 3e6])
     t.throws(() => new RPCProtocol({ backend, handlerTimeout }), { instanceOf: RPCArgumentError })
   const p = new RPCProtocol({ backend })

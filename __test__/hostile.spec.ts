@@ -16,8 +16,8 @@ const nestedArrays = (n: number, tail: number[] = [0x01]) => [...new Array(n).fi
 
 /** Datagrams that must be dropped, by the reason they must be counted under (same on both backends). */
 // oversize needs IPv6 (an IPv4 datagram cannot exceed the limit): its own test below.
-// rateLimited has its own tests (controls.spec.ts).
-const VECTORS: Record<Exclude<WireDropReason, 'wrongSender' | 'sendFailed' | 'oversize' | 'rateLimited'>, Buffer[]> = {
+// rateLimited has its own tests (controls.spec.ts); unverified is a held-back reply (reflection.spec.ts).
+const VECTORS: Record<Exclude<WireDropReason, 'wrongSender' | 'sendFailed' | 'oversize' | 'rateLimited' | 'unverified'>, Buffer[]> = {
   tooShort: [
     Buffer.alloc(0),
     Buffer.from([REQUEST]),

@@ -103,6 +103,7 @@ const OPTIONS: (keyof RPCProtocolOptions)[] = [
   'recvBufferSize',
   'sendBufferSize',
   'nativeIo',
+  'reflection',
 ]
 
 /** Hosts: the interesting literals, and anything fast-check makes that is not an IP literal off loopback. */

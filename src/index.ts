@@ -11,6 +11,7 @@ export type {
   FailureCode,
   Handler,
   PerSourceOptions,
+  ReflectionOptions,
   RemoteOf,
   RPCProtocolOptions,
   Stats,

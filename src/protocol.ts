@@ -16,7 +16,7 @@ import { MAX_CONCURRENCY, MAX_SOCKET_BUFFER, boolean, checkKeys, describe, oneOf
 import { RateLimitedLog } from './log'
 import { DropPublisher, callChannel, handleChannel, traced, type CallTraceContext, type HandleTraceContext } from './diagnostics'
 import { sourceKey } from './source-key'
-import type { Address, BackendName, RateConfig, Transport, TransportSink, WireDropReason, WireStats } from './transport'
+import type { Address, BackendName, RateConfig, ReflectionConfig, Transport, TransportSink, WireDropReason, WireStats } from './transport'
 
 export type { Address, BackendName }
 
@@ -86,6 +86,25 @@ export interface RPCProtocolOptions {
   handlerTimeout?: number
   /** Inbound limits per source (an IPv4 address, or an IPv6 /64). Off unless given. */
   perSource?: PerSourceOptions
+  /**
+   * Bounds what is sent to a source (an IPv4 address, or an IPv6 /64) that has
+   * never answered a call of ours: at most `allowance` + `factor` x the bytes
+   * received from it. A spoofed request names its victim as sender, so this
+   * caps how much a node reflects at someone who never asked. Replies beyond it
+   * are dropped, counted as unverified. Our own calls are always sent, and
+   * counted. Off unless given (`{}` takes the defaults; `false` is off);
+   * KademliaNode turns it on unless its `rpc.reflection` is `false`.
+   */
+  reflection?: ReflectionOptions | false
+}
+
+export interface ReflectionOptions {
+  /** Bytes any source may be sent before its own bytes count. Default 8192. */
+  allowance?: number
+  /** Bytes that may be sent per byte received, beyond the allowance. Default 2. */
+  factor?: number
+  /** Sources tracked; beyond it the least recently seen is forgotten (and starts afresh). Default 65536. */
+  maxSources?: number
 }
 
 export interface PerSourceOptions {
@@ -213,8 +232,11 @@ const NOT_REMOTE: ReadonlySet<string> = new Set(['then', 'catch', 'finally', 'to
 const OPTION_KEYS = Object.keys({
   waitTimeout: 0, backend: 0, maxBodySize: 0, maxOutstanding: 0, maxHandlers: 0, errorReplies: 0, exposeErrors: 0,
   checkSender: 0, recvBufferSize: 0, sendBufferSize: 0, nativeIo: 0, handlerTimeout: 0, perSource: 0,
+  reflection: 0,
 } satisfies Record<keyof RPCProtocolOptions, 0>)
 const PER_SOURCE_KEYS = Object.keys({ requestsPerSecond: 0, burst: 0, maxHandlers: 0, maxSources: 0 } satisfies Record<keyof PerSourceOptions, 0>)
+
+const REFLECTION_KEYS = Object.keys({ allowance: 0, factor: 0, maxSources: 0 } satisfies Record<keyof ReflectionOptions, 0>)
 
 /** Largest perSource.maxSources: the core links its table with u32 indices. */
 const MAX_SOURCES = 2 ** 32 - 2
@@ -243,6 +265,17 @@ function perSourceLimits(o: PerSourceOptions | undefined): PerSourceLimits | nul
   const burst = positive('perSource.burst', o.burst, Math.max(1, 2 * requestsPerSecond), Number.MAX_VALUE, false)
   if (burst < 1) throw new RPCArgumentError(`perSource.burst must be at least 1 (one request), got ${burst}`)
   return { rate: { requestsPerSecond, burst, maxSources }, maxHandlers }
+}
+
+function reflectionBound(o: ReflectionOptions | false | undefined): ReflectionConfig | null {
+  if (o === undefined || o === false) return null
+  if (o === null || typeof o !== 'object') throw new RPCArgumentError(`reflection must be an object, got ${describe(o)}`)
+  checkKeys('reflection', o, REFLECTION_KEYS)
+  return {
+    allowance: positive('reflection.allowance', o.allowance, 8192, 2 ** 53 - 1, true),
+    factor: positive('reflection.factor', o.factor, 2, Number.MAX_VALUE, false),
+    maxSources: positive('reflection.maxSources', o.maxSources, 65536, MAX_SOURCES, true),
+  }
 }
 
 /** An async handler's outcome on `rpcudp:handle`, published as tracePromise would: error (if any), asyncStart, asyncEnd. */
@@ -334,6 +367,7 @@ export class RPCProtocol<Remote extends object = {}> {
       sendBufferSize: positive('sendBufferSize', options.sendBufferSize, 4 << 20, MAX_SOCKET_BUFFER, true),
       nativeIo: this.io,
       perSource: perSource?.rate ?? null,
+      reflection: reflectionBound(options.reflection),
     })
     this.call = this.makeCallProxy()
   }

@@ -19,6 +19,16 @@ export interface RateConfig {
   maxSources: number
 }
 
+/** The reflection bound on replies to unverified sources (crates/rpcudp-core/src/reflection.rs, src/pure/reflection.ts). */
+export interface ReflectionConfig {
+  /** Bytes any source may be sent before its own bytes count. */
+  allowance: number
+  /** Bytes that may be sent per byte received, beyond the allowance. */
+  factor: number
+  /** Sources tracked at once; beyond it the least recently seen is forgotten. */
+  maxSources: number
+}
+
 export interface TransportOptions {
   maxBodySize: number
   maxOutstanding: number
@@ -29,6 +39,8 @@ export interface TransportOptions {
   nativeIo: 'loop' | 'thread'
   /** Per-source token bucket on incoming requests (native: enforced in Rust); null: no limit. */
   perSource: RateConfig | null
+  /** The reflection bound (native: enforced in Rust); null: no bound. */
+  reflection: ReflectionConfig | null
 }
 
 export type Address = [host: string, port: number]
@@ -67,6 +79,8 @@ export interface WireStats {
   sendBufferSize: number
   /** Sources the per-source rate limit tracks now (bounded by its maxSources; 0 without one). */
   sourcesTracked: number
+  /** Sources the reflection bound tracks now (bounded by its maxSources; 0 without it). */
+  reflectionSources: number
 }
 
 /** Every reason a datagram is dropped (defined in the Rust core; see src/wire-names.ts). */

@@ -154,6 +154,8 @@ export class KademliaNode {
       options.transport ??
       new RpcTransport({
         ...options.rpc,
+        // A find_node answer is ~10x its request: a node must not reflect that at a spoofed sender.
+        reflection: options.rpc?.reflection ?? {},
         backend: options.backend,
         waitTimeout,
         maxBodySize: this.maxBodySize,

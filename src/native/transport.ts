@@ -105,6 +105,9 @@ export class NativeTransport implements Transport {
           ratePerSecond: o.perSource?.requestsPerSecond,
           rateBurst: o.perSource?.burst,
           maxSources: o.perSource?.maxSources,
+          reflectionAllowance: o.reflection?.allowance,
+          reflectionFactor: o.reflection?.factor,
+          reflectionMaxSources: o.reflection?.maxSources,
         },
         (batch, length) => this.onBatch(batch, length ?? batch.length),
       )
@@ -130,8 +133,8 @@ export class NativeTransport implements Transport {
 
   reply(id: Buffer, host: string, port: number, body: Buffer, len: number): void {
     try {
-      this.socket!.reply(id, host, port, body, len)
-      scheduleCommit(this.binding)
+      if (this.socket!.reply(id, host, port, body, len)) scheduleCommit(this.binding)
+      else this.heldBack(host, port)
     } catch (err) {
       this.log.log(`reply failed: ${translate(err, this.options).message}`)
     }
@@ -139,11 +142,17 @@ export class NativeTransport implements Transport {
 
   replyError(id: Buffer, host: string, port: number, code: string, message: string): void {
     try {
-      this.socket!.replyError(id, host, port, code, message)
-      scheduleCommit(this.binding)
+      if (this.socket!.replyError(id, host, port, code, message)) scheduleCommit(this.binding)
+      else this.heldBack(host, port)
     } catch (err) {
       this.log.log(`error reply failed: ${translate(err, this.options).message}`)
     }
+  }
+
+  /** A reply the core's reflection bound held back (and counted): logged and published as other drops. */
+  private heldBack(host: string, port: number) {
+    this.log.log(`dropped datagram (unverified): reply to ${host}:${port}, which never answered a call, beyond its share`)
+    this.drops.publish('unverified', [host, port])
   }
 
   cancel(token: number): void {
@@ -189,6 +198,7 @@ export class NativeTransport implements Transport {
       recvBufferSize: s?.recvBufferSize ?? 0,
       sendBufferSize: s?.sendBufferSize ?? 0,
       sourcesTracked: s?.sourcesTracked ?? 0,
+      reflectionSources: s?.reflectionSources ?? 0,
     }
   }
 

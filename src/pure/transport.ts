@@ -17,6 +17,7 @@ import {
 import { DeadlineWheel, type WheelNode } from './wheel'
 import { canonicalHost, fromMappedV4, withoutZone } from '../address'
 import { SourceLimiter } from './limits'
+import { ReflectionGuard } from './reflection'
 
 const HEADER = 21
 const MIN_DATAGRAM = 22
@@ -54,6 +55,7 @@ export class PureTransport implements Transport {
   /** The same calls by token, for cancel(). */
   private readonly byToken = new Map<number, Outstanding>()
   private readonly limiter: SourceLimiter | null
+  private readonly guard: ReflectionGuard | null
   private readonly wheel = new DeadlineWheel<Outstanding>(performance.now(), TICK_MS)
   private timer: NodeJS.Timeout | null = null
   private readonly decoder = new Decoder()
@@ -81,6 +83,7 @@ export class PureTransport implements Transport {
   constructor(private readonly options: TransportOptions) {
     this.errorEncoder = new Encoder(options.maxBodySize)
     this.limiter = options.perSource && new SourceLimiter(options.perSource)
+    this.guard = options.reflection && new ReflectionGuard(options.reflection)
   }
 
   bind(port: number, host: string, sink: TransportSink): Promise<Address> {
@@ -154,11 +157,13 @@ export class PureTransport implements Transport {
     this.wheel.insert(entry)
     if (this.timer === null) this.startTimer()
     this.counters.requestsSent++
+    this.guard?.called(host, datagram.length)
     this.socket!.send(datagram, port, this.lastTarget, this.onSent)
   }
 
   reply(id: Buffer, host: string, port: number, body: Buffer, len: number): void {
     this.route(host)
+    if (!this.mayReply(host, port, HEADER + len)) return
     this.counters.responsesSent++
     this.send(RESPONSE, id, body, len, port)
   }
@@ -166,6 +171,7 @@ export class PureTransport implements Transport {
   replyError(id: Buffer, host: string, port: number, code: string, message: string): void {
     const len = this.errorEncoder.encodeErrorReply(code, message)
     this.route(host)
+    if (!this.mayReply(host, port, HEADER + len)) return
     this.counters.errorsSent++
     this.send(ERROR, id, this.errorEncoder.bytes, len, port)
   }
@@ -208,6 +214,7 @@ export class PureTransport implements Transport {
       recvBufferSize,
       sendBufferSize,
       sourcesTracked: this.limiter?.size ?? 0,
+      reflectionSources: this.guard?.size ?? 0,
     }
   }
 
@@ -222,6 +229,15 @@ export class PureTransport implements Transport {
     this.lastTarget = this.v6 && isIPv4(host) ? '::ffff:' + host : host
     this.lastAnswerer = withoutZone(host)
     this.lastHost = host
+  }
+
+  /** The reflection bound: false (counted, logged) when `host` never answered a call and has had its share. */
+  private mayReply(host: string, port: number, bytes: number): boolean {
+    if (this.guard === null || this.guard.mayReply(host, bytes)) return true
+    this.dropped.unverified++
+    this.log.log(`dropped datagram (unverified): reply to ${host}:${port}, which never answered a call, beyond its share`)
+    this.drops.publish('unverified', [host, port])
+    return false
   }
 
   /** Sends an answer to `port` at the host last routed. */
@@ -280,6 +296,8 @@ export class PureTransport implements Transport {
 
   private receive(msg: Buffer, rinfo: RemoteInfo) {
     if (msg.length > MAX_DATAGRAM) return this.drop('oversize', `${msg.length} bytes from ${rinfo.address}:${rinfo.port}`, rinfo)
+    // Every byte counts toward what the sender may be sent, whatever it turns out to be.
+    this.guard?.received(fromMappedV4(rinfo.address), msg.length)
     if (msg.length < MIN_DATAGRAM) return this.drop('tooShort', `${msg.length} bytes from ${rinfo.address}:${rinfo.port}`, rinfo)
     const type = msg[0]
     if (type > ERROR) return this.drop('unknownType', `type ${type} from ${rinfo.address}:${rinfo.port}`, rinfo)
@@ -331,7 +349,11 @@ export class PureTransport implements Transport {
     const entry = this.table.get(msg.readUInt32BE(1) >>> 2)
     const unmatched = entry === undefined || msg.compare(entry.datagram, 1, HEADER, 1, HEADER) !== 0
     const wrongSender = !unmatched && this.options.checkSender && (entry.port !== rinfo.port || entry.host !== senderHost(rinfo))
-    if (!unmatched && !wrongSender) return entry
+    if (!unmatched && !wrongSender) {
+      // It echoed an id only the addressee saw: it can receive.
+      this.guard?.verified(fromMappedV4(rinfo.address))
+      return entry
+    }
     if (bodyUnchecked) {
       try {
         this.decoder.decode(msg, HEADER, msg.length)

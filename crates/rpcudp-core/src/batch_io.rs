@@ -20,7 +20,10 @@ impl Outbox {
             self.bytes.truncate(start);
             return Err(e);
         }
-        self.items.push((start, self.bytes.len() - start, dest));
+        // A frame may write nothing (a reply the reflection bound holds back).
+        if self.bytes.len() > start {
+            self.items.push((start, self.bytes.len() - start, dest));
+        }
         Ok(())
     }
 

@@ -12,6 +12,7 @@ use rand::{Rng, SeedableRng};
 use crate::error::Error;
 use crate::limits::{RateConfig, SourceLimiter};
 use crate::msgpack;
+use crate::reflection::{ReflectionConfig, ReflectionGuard};
 use crate::stats::{DropReason, Stats};
 use crate::table::{Call, Table};
 use crate::wire::{self, Kind, Message, MsgId, DEFAULT_MAX_BODY, DEFAULT_MAX_DEPTH, HEADER_LEN, MAX_DATAGRAM};
@@ -35,6 +36,9 @@ pub struct Config {
     pub tick: Duration,
     /// Per-source token bucket applied to incoming requests; `None`: no limit.
     pub per_source: Option<RateConfig>,
+    /// Bound on replies to sources that never answered a call of ours
+    /// (`reflection`); `None`: no bound.
+    pub reflection: Option<ReflectionConfig>,
 }
 
 impl Default for Config {
@@ -46,6 +50,7 @@ impl Default for Config {
             check_sender: true,
             tick: Duration::from_millis(1),
             per_source: None,
+            reflection: None,
         }
     }
 }
@@ -82,6 +87,7 @@ pub struct Endpoint {
     rng: StdRng,
     stats: Stats,
     limiter: Option<SourceLimiter>,
+    guard: Option<ReflectionGuard>,
 }
 
 impl Endpoint {
@@ -89,12 +95,14 @@ impl Endpoint {
         config.max_body = config.max_body.min(MAX_DATAGRAM - HEADER_LEN);
         let table = Table::new(now, config.tick);
         let limiter = config.per_source.clone().map(SourceLimiter::new);
+        let guard = config.reflection.clone().map(ReflectionGuard::new);
         Endpoint {
             config,
             table,
             rng: StdRng::from_entropy(),
             stats: Stats::default(),
             limiter,
+            guard,
         }
     }
 
@@ -125,22 +133,31 @@ impl Endpoint {
             return Err(Error::TooManyOutstanding { limit });
         }
         wire::frame(Kind::Request, &id, body, out);
+        if let Some(guard) = &mut self.guard {
+            guard.called(dest, HEADER_LEN + body.len());
+        }
         self.stats.requests_sent += 1;
         Ok(())
     }
 
-    /// Appends the response datagram for request `id` to `out`.
-    pub fn frame_reply(&mut self, id: &MsgId, body: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+    /// Appends the response datagram for request `id` from `dest` to `out`,
+    /// unless the reflection bound holds it back: then nothing is appended,
+    /// the drop is counted as `Unverified` and false is returned.
+    pub fn frame_reply(&mut self, id: &MsgId, dest: SocketAddr, body: &[u8], out: &mut Vec<u8>) -> Result<bool, Error> {
         self.check_body(body.len())?;
+        if !self.may_reply(dest, HEADER_LEN + body.len()) {
+            return Ok(false);
+        }
         wire::frame(Kind::Response, id, body, out);
         self.stats.responses_sent += 1;
-        Ok(())
+        Ok(true)
     }
 
-    /// Appends the error-reply datagram for request `id` to `out`. The message
+    /// Appends the error-reply datagram for request `id` from `dest` to `out`,
+    /// unless the reflection bound holds it back, as `frame_reply`. The message
     /// (and, only if absurdly long, the code) is cut at a char boundary so the
     /// body fits `max_body`.
-    pub fn frame_error(&mut self, id: &MsgId, code: &str, message: &str, out: &mut Vec<u8>) {
+    pub fn frame_error(&mut self, id: &MsgId, dest: SocketAddr, code: &str, message: &str, out: &mut Vec<u8>) -> bool {
         // The body is a one-byte array header then two strs.
         let budget = self.config.max_body.saturating_sub(1);
         let code = fit(code, budget.saturating_sub(msgpack::str_header_len(0)));
@@ -148,16 +165,23 @@ impl Endpoint {
             message,
             budget.saturating_sub(msgpack::str_header_len(code.len()) + code.len()),
         );
+        let start = out.len();
         out.push(Kind::Error as u8);
         out.extend_from_slice(id);
         wire::encode_error_body(code, message, out);
+        if !self.may_reply(dest, out.len() - start) {
+            out.truncate(start);
+            return false;
+        }
         self.stats.errors_sent += 1;
+        true
     }
 
     /// Classifies one received datagram. `None` means it was dropped, and
     /// counted under its `DropReason`. A matched response or error reply
     /// settles its call at once, so a duplicate of it is unmatched.
     ///
+    /// A matched answer shows its sender can receive (`Config::reflection`).
     /// A request beyond its source's rate (`Config::per_source`) is dropped as
     /// `RateLimited` before it is parsed, with no reply: a reply would amplify.
     /// Otherwise time plays no part: a call past its deadline that `expire` has
@@ -169,6 +193,10 @@ impl Endpoint {
     /// [`Endpoint::handle_datagram`], saying why a dropped datagram was dropped
     /// (it is counted either way).
     pub fn classify<'a>(&mut self, now: Instant, from: SocketAddr, buf: &'a [u8]) -> Result<Incoming<'a>, DropReason> {
+        // Every byte counts toward what `from` may be sent, whatever it turns out to be.
+        if let Some(guard) = &mut self.guard {
+            guard.received(from, buf.len());
+        }
         if let Some(limiter) = &mut self.limiter {
             if wire::is_request(buf) && !limiter.admit(now, from) {
                 self.stats.count_drop(DropReason::RateLimited);
@@ -250,6 +278,11 @@ impl Endpoint {
         self.limiter.as_ref().map_or(0, SourceLimiter::sources)
     }
 
+    /// Sources the reflection bound tracks now (0 without one); bounded by its `max_sources`.
+    pub fn guarded_sources(&self) -> usize {
+        self.guard.as_ref().map_or(0, ReflectionGuard::sources)
+    }
+
     /// For drops only the driver sees (send failures, busy handlers).
     pub fn count_drop(&mut self, reason: DropReason) {
         self.stats.count_drop(reason);
@@ -264,7 +297,20 @@ impl Endpoint {
     }
 
     fn answer(&mut self, id: &MsgId, from: SocketAddr) -> Result<Token, DropReason> {
-        self.table.answer(id, from, self.config.check_sender)
+        let token = self.table.answer(id, from, self.config.check_sender)?;
+        if let Some(guard) = &mut self.guard {
+            guard.verified(from);
+        }
+        Ok(token)
+    }
+
+    fn may_reply(&mut self, dest: SocketAddr, bytes: usize) -> bool {
+        let Some(guard) = &mut self.guard else { return true };
+        if guard.may_reply(dest, bytes) {
+            return true;
+        }
+        self.stats.count_drop(DropReason::Unverified);
+        false
     }
 
     fn fresh_id(&mut self) -> MsgId {

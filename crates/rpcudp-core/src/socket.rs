@@ -46,6 +46,8 @@ pub struct SocketStats {
     pub send_buffer: usize,
     /// Sources the per-source rate limit tracks (bounded by its `max_sources`).
     pub sources_tracked: usize,
+    /// Sources the reflection bound tracks (bounded by its max_sources).
+    pub reflection_sources: usize,
 }
 
 /// What the socket and its driver share.
@@ -164,19 +166,20 @@ impl Socket {
     }
 
     /// Answers request `id` from `dest` with `body` (a msgpack value), at once.
-    pub fn reply(&self, id: &MsgId, dest: SocketAddr, body: &[u8]) -> Result<(), Error> {
-        self.queue_reply(id, dest, body)?;
+    /// False when the reflection bound held it back (counted).
+    pub fn reply(&self, id: &MsgId, dest: SocketAddr, body: &[u8]) -> Result<bool, Error> {
+        let sent = self.queue_reply(id, dest, body)?;
         self.flush();
         commit();
-        Ok(())
+        Ok(sent)
     }
 
-    /// Sends an error reply (type 0x02, ignored by Python peers) at once.
-    pub fn reply_error(&self, id: &MsgId, dest: SocketAddr, code: &str, message: &str) -> Result<(), Error> {
-        self.queue_error(id, dest, code, message)?;
+    /// Sends an error reply (type 0x02, ignored by Python peers) at once; false as `reply`.
+    pub fn reply_error(&self, id: &MsgId, dest: SocketAddr, code: &str, message: &str) -> Result<bool, Error> {
+        let sent = self.queue_error(id, dest, code, message)?;
         self.flush();
         commit();
-        Ok(())
+        Ok(sent)
     }
 
     /// Like [`Socket::call`], but the datagram waits for [`Socket::flush`] and
@@ -202,17 +205,25 @@ impl Socket {
         Ok(())
     }
 
-    pub fn queue_reply(&self, id: &MsgId, dest: SocketAddr, body: &[u8]) -> Result<(), Error> {
+    /// False when the reflection bound held the reply back (see [`Endpoint::frame_reply`]).
+    pub fn queue_reply(&self, id: &MsgId, dest: SocketAddr, body: &[u8]) -> Result<bool, Error> {
         let dest = self.route(dest)?;
-        self.queue(dest, |out| lock(&self.shared.endpoint).frame_reply(id, body, out))
+        let mut sent = false;
+        self.queue(dest, |out| {
+            sent = lock(&self.shared.endpoint).frame_reply(id, dest, body, out)?;
+            Ok(())
+        })?;
+        Ok(sent)
     }
 
-    pub fn queue_error(&self, id: &MsgId, dest: SocketAddr, code: &str, message: &str) -> Result<(), Error> {
+    pub fn queue_error(&self, id: &MsgId, dest: SocketAddr, code: &str, message: &str) -> Result<bool, Error> {
         let dest = self.route(dest)?;
+        let mut sent = false;
         self.queue(dest, |out| {
-            lock(&self.shared.endpoint).frame_error(id, code, message, out);
+            sent = lock(&self.shared.endpoint).frame_error(id, dest, code, message, out);
             Ok(())
-        })
+        })?;
+        Ok(sent)
     }
 
     fn queue(&self, dest: SocketAddr, frame: impl FnOnce(&mut Vec<u8>) -> Result<(), Error>) -> Result<(), Error> {
@@ -249,6 +260,7 @@ impl Socket {
             recv_buffer: self.shared.recv_buffer,
             send_buffer: self.shared.send_buffer,
             sources_tracked: ep.limited_sources(),
+            reflection_sources: ep.guarded_sources(),
         }
     }
 

@@ -32,10 +32,13 @@ pub enum DropReason {
     RateLimited,
     /// A request that arrived while the consumer was closing (draining).
     Closing,
+    /// A reply held back because its destination never answered a call of
+    /// ours and was already sent its share (`Config::reflection`).
+    Unverified,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 14;
+    pub const COUNT: usize = 15;
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::TooShort,
         DropReason::UnknownType,
@@ -51,6 +54,7 @@ impl DropReason {
         DropReason::Oversize,
         DropReason::RateLimited,
         DropReason::Closing,
+        DropReason::Unverified,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -69,6 +73,7 @@ impl DropReason {
             DropReason::Oversize => "oversize",
             DropReason::RateLimited => "rate_limited",
             DropReason::Closing => "closing",
+            DropReason::Unverified => "unverified",
         }
     }
 

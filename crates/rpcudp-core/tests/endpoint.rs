@@ -155,7 +155,7 @@ fn requests_are_handed_over_and_replies_framed() {
     };
     assert_eq!((id, name, body), ([4; 20], "ping", BODY));
     let mut out = Vec::new();
-    s.ep.frame_reply(&id, &[0xc0], &mut out).unwrap();
+    s.ep.frame_reply(&id, s.peer, &[0xc0], &mut out).unwrap();
     assert_eq!(out[0], 1);
     assert_eq!(&out[1..21], &[4; 20]);
     assert_eq!(out[21..], [0xc0]);
@@ -197,9 +197,9 @@ fn body_limit() {
     ));
     assert_eq!(e.code(), "ERR_BODY_TOO_LARGE");
     assert_eq!(s.ep.outstanding(), 1);
-    s.ep.frame_reply(&[0; 20], &ok, &mut out).unwrap();
+    s.ep.frame_reply(&[0; 20], s.peer, &ok, &mut out).unwrap();
     assert!(matches!(
-        s.ep.frame_reply(&[0; 20], &big, &mut out),
+        s.ep.frame_reply(&[0; 20], s.peer, &big, &mut out),
         Err(Error::BodyTooLarge { .. })
     ));
     assert_eq!(s.ep.stats().requests_sent, 1);
@@ -225,7 +225,7 @@ fn error_messages_are_cut_to_fit() {
             });
             let message = unit.repeat(10_000);
             let mut out = Vec::new();
-            s.ep.frame_error(&[1; 20], "ERR_HANDLER", &message, &mut out);
+            s.ep.frame_error(&[1; 20], s.peer, "ERR_HANDLER", &message, &mut out);
             assert!(out.len() - HEADER_LEN <= max_body, "{max_body} {unit}");
             let parsed = rpcudp_core::parse(&out, 32).unwrap();
             let rpcudp_core::Message::Error { code, message: m, .. } = parsed else {
@@ -247,7 +247,7 @@ fn error_messages_are_cut_to_fit() {
         ..Config::default()
     });
     let mut out = Vec::new();
-    s.ep.frame_error(&[1; 20], "ERR_HANDLER", "message", &mut out);
+    s.ep.frame_error(&[1; 20], s.peer, "ERR_HANDLER", "message", &mut out);
     assert_eq!(
         out[HEADER_LEN..],
         [0x92, 0xa7, b'E', b'R', b'R', b'_', b'H', b'A', b'N', 0xa0]
@@ -255,7 +255,7 @@ fn error_messages_are_cut_to_fit() {
 
     let mut s = Sim::new(Config::default());
     let mut out = Vec::new();
-    s.ep.frame_error(&[1; 20], "E", "short", &mut out);
+    s.ep.frame_error(&[1; 20], s.peer, "E", "short", &mut out);
     assert_eq!(
         out[HEADER_LEN..],
         [0x92, 0xa1, b'E', 0xa5, b's', b'h', b'o', b'r', b't']
@@ -472,4 +472,48 @@ fn requests_beyond_a_sources_rate_are_dropped_before_parsing() {
     assert_eq!(st.dropped(DropReason::RateLimited), 8);
     assert_eq!(st.requests_received, 5);
     assert_eq!(s.ep.limited_sources(), 2);
+}
+
+#[test]
+fn replies_to_a_source_that_never_answered_stay_within_the_reflection_bound() {
+    use rpcudp_core::reflection::ReflectionConfig;
+    let mut s = Sim::new(Config {
+        reflection: Some(ReflectionConfig {
+            allowance: 1000,
+            factor: 2.0,
+            max_sources: 8,
+        }),
+        ..Config::default()
+    });
+    let mut request = Vec::new();
+    frame(Kind::Request, &[4; 20], BODY, &mut request);
+    let answer = [0xc4, 0xff].into_iter().chain([0; 255]).collect::<Vec<u8>>(); // bin 8, 255 bytes: 278 on the wire
+    let mut out = Vec::new();
+    let mut received = 0;
+    for _ in 0..20 {
+        let Some(Incoming::Request { id, .. }) = s.ep.handle_datagram(s.t0, s.peer, &request) else {
+            panic!("request not classified")
+        };
+        received += request.len();
+        s.ep.frame_reply(&id, s.peer, &answer, &mut out).unwrap();
+    }
+    let replies = out.len() / (HEADER_LEN + answer.len());
+    assert!(out.len() <= 1000 + 2 * received, "{} > 1000 + 2 x {received}", out.len());
+    assert!(
+        out.len() + HEADER_LEN + answer.len() > 1000 + 2 * received,
+        "held back only what did not fit: {replies} replies"
+    );
+    assert_eq!(s.ep.stats().responses_sent as usize, replies);
+    assert_eq!(s.ep.stats().dropped(DropReason::Unverified) as usize, 20 - replies);
+    // An error reply is held back the same way, and writes nothing.
+    let before = out.len();
+    s.ep.frame_error(&[4; 20], s.peer, "ERR", &"x".repeat(2000), &mut out);
+    assert_eq!(out.len(), before);
+    assert_eq!(s.ep.stats().errors_sent, 0);
+    // Once the peer answers a call of ours, its replies flow.
+    let id = s.call(s.t0, 100 * MS, 1);
+    assert_eq!(s.respond(&id, s.peer), Some(1));
+    s.ep.frame_reply(&[4; 20], s.peer, &answer, &mut out).unwrap();
+    assert_eq!(out.len(), before + HEADER_LEN + answer.len());
+    assert_eq!(s.ep.guarded_sources(), 1);
 }

@@ -30,6 +30,7 @@ use napi_derive::napi;
 use rpcudp_core::address;
 use rpcudp_core::endpoint::Config;
 use rpcudp_core::limits::RateConfig;
+use rpcudp_core::reflection::ReflectionConfig;
 use rpcudp_core::socket::Socket;
 use rpcudp_core::stats::DropReason;
 use rpcudp_core::wire::{MsgId, ID_LEN};
@@ -64,6 +65,10 @@ pub struct BindOptions {
     pub rate_per_second: Option<f64>,
     pub rate_burst: Option<f64>,
     pub max_sources: Option<u32>,
+    /// The reflection bound on replies to unverified sources (all three, or none: no bound).
+    pub reflection_allowance: Option<f64>,
+    pub reflection_factor: Option<f64>,
+    pub reflection_max_sources: Option<u32>,
 }
 
 #[napi(object)]
@@ -90,6 +95,8 @@ pub struct NativeStats {
     pub table_bytes: f64,
     /// Sources the per-source rate limit tracks (bounded by maxSources).
     pub sources_tracked: f64,
+    /// Sources the reflection bound tracks (bounded by its maxSources).
+    pub reflection_sources: f64,
 }
 
 /// A bound socket, as this JavaScript object sees it; `id` names it in the
@@ -210,6 +217,18 @@ impl NativeSocket {
                     }),
                     _ => None,
                 },
+                reflection: match (
+                    options.reflection_allowance,
+                    options.reflection_factor,
+                    options.reflection_max_sources,
+                ) {
+                    (Some(allowance), Some(factor), Some(max_sources)) => Some(ReflectionConfig {
+                        allowance: allowance as u64,
+                        factor,
+                        max_sources: max_sources as usize,
+                    }),
+                    _ => None,
+                },
                 ..Config::default()
             },
             recv_buffer: options.recv_buffer as usize,
@@ -258,18 +277,18 @@ impl NativeSocket {
 
     /// Runs one `queue_*` call; the datagram leaves now or is handed to the
     /// runtime thread, to leave after the next `commit()` (see turn.rs).
-    fn queue(
+    fn queue<T>(
         &self,
-        f: impl FnOnce(&Socket) -> std::result::Result<(), CoreError>,
-    ) -> std::result::Result<(), CoreError> {
+        f: impl FnOnce(&Socket) -> std::result::Result<T, CoreError>,
+    ) -> std::result::Result<T, CoreError> {
         let socket = self.socket()?;
-        f(socket)?;
+        let out = f(socket)?;
         if turn::send_here() {
             socket.flush();
         } else {
             socket.hand_over();
         }
-        Ok(())
+        Ok(out)
     }
 
     /// Starts a call (see `queue`); its answer, error reply or timeout comes back as an event carrying `token`.
@@ -292,7 +311,8 @@ impl NativeSocket {
     }
 
     #[napi(catch_unwind)]
-    pub fn reply(&self, env: Env, id: &[u8], host: String, port: f64, body: &[u8], len: f64) -> Result<()> {
+    /// False when the reflection bound held the reply back (the core counts it as `unverified`).
+    pub fn reply(&self, env: Env, id: &[u8], host: String, port: f64, body: &[u8], len: f64) -> Result<bool> {
         (|| {
             let (id, dest, body) = (msg_id(id)?, addr(&host, port)?, prefix(body, len)?);
             self.queue(|s| s.queue_reply(&id, dest, body))
@@ -301,6 +321,7 @@ impl NativeSocket {
     }
 
     #[napi(catch_unwind)]
+    /// False as `reply`.
     pub fn reply_error(
         &self,
         env: Env,
@@ -309,7 +330,7 @@ impl NativeSocket {
         port: f64,
         code: String,
         message: String,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         (|| {
             let (id, dest) = (msg_id(id)?, addr(&host, port)?);
             self.queue(|s| s.queue_error(&id, dest, &code, &message))
@@ -346,6 +367,7 @@ impl NativeSocket {
             send_buffer_size: s.send_buffer as f64,
             table_bytes: s.table_bytes as f64,
             sources_tracked: s.sources_tracked as f64,
+            reflection_sources: s.reflection_sources as f64,
         })
     }
 
