@@ -315,7 +315,7 @@ eachBackend('bad control options are typed errors', async (t, backend) => {
     null,
   ])
     t.throws(() => new RPCProtocol({ backend, reflection: reflection as any }), { instanceOf: RPCArgumentError }, JSON.stringify(reflection))
-  for (const reflection of [false, {}, { allowance: 1, factor: 0.5, maxSources: 1 }])
+  for (const reflection of [false, {}, { allowance: 1, factor: 0.5, maxSources: 1 }] as const)
     t.notThrows(() => new RPCProtocol({ backend, reflection }), JSON.stringify(reflection))
   for (const handlerTimeout of [0, -1, Number.NaN, Number.POSITIVE_INFINITY, 3e6])
     t.throws(() => new RPCProtocol({ backend, handlerTimeout }), { instanceOf: RPCArgumentError })
