@@ -4,7 +4,7 @@
  * object, so with nobody subscribed the hot paths allocate nothing.
  */
 import { channel, tracingChannel, type TracingChannel } from 'node:diagnostics_channel'
-import { RateWindow } from './log'
+import { RateWindow, type RateLimitedLog } from './log'
 import type { Address, BackendName, DropReason } from './transport'
 import type { CallResult, FailureCode } from './protocol'
 
@@ -52,4 +52,10 @@ export class DropPublisher {
   publish(reason: DropReason, sender: Address | null): void {
     if (dropChannel.hasSubscribers && this.window.admit()) dropChannel.publish({ reason, sender } satisfies DropMessage)
   }
+}
+
+/** A reply the reflection bound held back (counted by the caller): logged and published like any other drop. */
+export function reportHeldBack(log: RateLimitedLog, drops: DropPublisher, host: string, port: number): void {
+  log.log(`dropped datagram (unverified): reply to ${host}:${port}, which never answered a call, beyond its share`)
+  drops.publish('unverified', [host, port])
 }

@@ -1,7 +1,7 @@
 import { DecodeFailure, Decoder } from '../codec'
 import { RPCArgumentError, RPCOverloadedError, RPCSocketError, closedError } from '../errors'
 import { RateLimitedLog } from '../log'
-import { DropPublisher } from '../diagnostics'
+import { DropPublisher, reportHeldBack } from '../diagnostics'
 import { WIRE_DROP_REASONS, type Address, type Transport, type TransportOptions, type TransportSink, type WireDropReason, type WireStats } from '../transport'
 import { DROP_REASONS, NATIVE_ERROR_CODES } from '../wire-names'
 import { formatIPv6 } from './ipv6'
@@ -134,7 +134,7 @@ export class NativeTransport implements Transport {
   reply(id: Buffer, host: string, port: number, body: Buffer, len: number): void {
     try {
       if (this.socket!.reply(id, host, port, body, len)) scheduleCommit(this.binding)
-      else this.heldBack(host, port)
+      else reportHeldBack(this.log, this.drops, host, port) // counted by the core
     } catch (err) {
       this.log.log(`reply failed: ${translate(err, this.options).message}`)
     }
@@ -143,16 +143,10 @@ export class NativeTransport implements Transport {
   replyError(id: Buffer, host: string, port: number, code: string, message: string): void {
     try {
       if (this.socket!.replyError(id, host, port, code, message)) scheduleCommit(this.binding)
-      else this.heldBack(host, port)
+      else reportHeldBack(this.log, this.drops, host, port) // counted by the core
     } catch (err) {
       this.log.log(`error reply failed: ${translate(err, this.options).message}`)
     }
-  }
-
-  /** A reply the core's reflection bound held back (and counted): logged and published as other drops. */
-  private heldBack(host: string, port: number) {
-    this.log.log(`dropped datagram (unverified): reply to ${host}:${port}, which never answered a call, beyond its share`)
-    this.drops.publish('unverified', [host, port])
   }
 
   cancel(token: number): void {

@@ -4,7 +4,7 @@ import { isIPv4, isIPv6 } from 'node:net'
 import { DecodeFailure, Decoder, Encoder } from '../codec'
 import { RPCSocketError } from '../errors'
 import { RateLimitedLog } from '../log'
-import { DropPublisher } from '../diagnostics'
+import { DropPublisher, reportHeldBack } from '../diagnostics'
 import {
   WIRE_DROP_REASONS,
   type Address,
@@ -235,8 +235,7 @@ export class PureTransport implements Transport {
   private mayReply(host: string, port: number, bytes: number): boolean {
     if (this.guard === null || this.guard.mayReply(host, bytes)) return true
     this.dropped.unverified++
-    this.log.log(`dropped datagram (unverified): reply to ${host}:${port}, which never answered a call, beyond its share`)
-    this.drops.publish('unverified', [host, port])
+    reportHeldBack(this.log, this.drops, host, port)
     return false
   }
 

@@ -74,19 +74,9 @@ impl<V> SourceTable<V> {
         (&mut self.entries[slot as usize].value, new)
     }
 
-    /// `from`'s entry if it is tracked, leaving its recency as it is.
-    pub fn get_mut(&mut self, from: SocketAddr) -> Option<&mut V> {
-        let slot = *self.index.get(&SourceKey::of(from))?;
-        Some(&mut self.entries[slot as usize].value)
-    }
-
     /// Sources tracked now (never more than `max_sources`).
     pub fn len(&self) -> usize {
         self.index.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
     }
 
     /// Heap bytes held by the table (it is bounded by `max_sources`).
@@ -180,12 +170,11 @@ mod tests {
             *t.touch(v4(a, 1), || 0).0 = a;
         }
         t.touch(v4(1, 1), || 0);
-        // get_mut leaves recency alone: 2 stays the oldest.
-        assert_eq!(t.get_mut(v4(2, 1)).copied(), Some(2));
+        // 2 is now the oldest: the fourth source takes its slot.
         t.touch(v4(4, 1), || 0);
         assert_eq!(t.len(), 3);
-        assert!(t.get_mut(v4(2, 1)).is_none());
-        assert_eq!(t.get_mut(v4(1, 1)).copied(), Some(1));
+        assert_eq!(t.touch(v4(1, 1), || 0), (&mut 1, false), "1 was kept, with its value");
+        assert_eq!(t.touch(v4(2, 1), || 0), (&mut 0, true), "2 was forgotten");
     }
 
     #[test]
