@@ -6,9 +6,11 @@
 import { channel, tracingChannel, type TracingChannel } from 'node:diagnostics_channel'
 import { RateWindow, type RateLimitedLog } from './log'
 import type { Address, BackendName, DropReason } from './transport'
-import type { CallResult, FailureCode } from './protocol'
+import type { CallResult, FailureCode, RPCProtocol } from './protocol'
 
 export interface CallTraceContext {
+  /** The protocol making the call; non-enumerable, so copies and logs of the context leave it out. */
+  readonly protocol?: RPCProtocol<any>
   address: Address
   method: string
   backend: BackendName
@@ -19,6 +21,8 @@ export interface CallTraceContext {
 }
 
 export interface HandleTraceContext {
+  /** The protocol running the handler; non-enumerable like CallTraceContext's. */
+  readonly protocol?: RPCProtocol<any>
   sender: Address
   method: string
   /** At end (sync handler) or asyncEnd (async): what the handler returned or resolved to. */
@@ -36,6 +40,17 @@ export interface DropMessage {
 export const callChannel: TracingChannel<object, CallTraceContext> = tracingChannel('rpcudp:call')
 export const handleChannel: TracingChannel<object, HandleTraceContext> = tracingChannel('rpcudp:handle')
 export const dropChannel = channel('rpcudp:drop')
+/** `{ protocol }`, once, when an RPCProtocol closes: a subscriber that watches one protocol (registerMetrics) lets go of it. */
+export const closeChannel = channel('rpcudp:close')
+
+/**
+ * `context` with `owner` under `key`, non-enumerable: a subscriber serving
+ * several protocols in one process tells them apart, while a tracer that
+ * spreads or serialises the context does not drag the whole protocol along.
+ */
+export function owned<T extends object>(context: T, key: string, owner: object): T {
+  return Object.defineProperty(context, key, { value: owner })
+}
 
 /** TracingChannel.hasSubscribers, which Bun lacks: there, any of its five channels. */
 export function traced(tc: TracingChannel<object, any>): boolean {

@@ -19,6 +19,8 @@ export type {
 export type { BackendChoice, NativeIo, NativeRuntimeInfo, Runtime } from './loader'
 export type { DropReason, WireDropReason } from './transport'
 export { nativeBackend } from './loader'
+export { registerMetrics } from './metrics'
+export type { MetricsOptions, MetricsRegistration } from './metrics'
 export {
   RPCError,
   RPCEncodeError,

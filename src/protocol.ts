@@ -14,7 +14,7 @@ import {
 import { createTransport, defaultNativeIo, type BackendChoice, type NativeIo } from './loader'
 import { MAX_CONCURRENCY, MAX_SOCKET_BUFFER, boolean, checkKeys, describe, oneOf, port as checkPort, positive, timeoutMs } from './validate'
 import { RateLimitedLog } from './log'
-import { DropPublisher, callChannel, handleChannel, traced, type CallTraceContext, type HandleTraceContext } from './diagnostics'
+import { DropPublisher, callChannel, closeChannel, handleChannel, owned, traced, type CallTraceContext, type HandleTraceContext } from './diagnostics'
 import { sourceKey } from './source-key'
 import type { Address, BackendName, RateConfig, ReflectionConfig, Transport, TransportSink, WireDropReason, WireStats } from './transport'
 
@@ -511,6 +511,7 @@ export class RPCProtocol<Remote extends object = {}> {
     this.signalled.clear()
     this.lastSignal = null
     this.lastCalls = null
+    if (closeChannel.hasSubscribers) closeChannel.publish({ protocol: this })
   }
 
   /** While draining: close as soon as nothing is left to wait for. */
@@ -568,7 +569,7 @@ export class RPCProtocol<Remote extends object = {}> {
 
   /** startCall published on `rpcudp:call`; the result's failure code goes on the context before asyncStart. */
   private tracedCall(address: Address, name: string, args: readonly unknown[], options?: CallOptions): Promise<CallResult<any>> {
-    const ctx: CallTraceContext = { address, method: name, backend: this.transport.backend }
+    const ctx = owned<CallTraceContext>({ address, method: name, backend: this.transport.backend }, 'protocol', this)
     return callChannel.tracePromise(
       () =>
         this.startCall(address, name, args, options).then((r) => {
@@ -697,7 +698,7 @@ export class RPCProtocol<Remote extends object = {}> {
       }
     }
     const ctx: HandlerContext = { controller: null }
-    const trace: HandleTraceContext | null = traced(handleChannel) ? { sender, method: name } : null
+    const trace = traced(handleChannel) ? owned<HandleTraceContext>({ sender, method: name }, 'protocol', this) : null
     const outer = this.current
     this.current = ctx
     let result: unknown

@@ -1,7 +1,8 @@
 import { tracingChannel } from 'node:diagnostics_channel'
 import { isIP } from 'node:net'
 import type { BackendChoice } from '../loader'
-import type { Address, RPCProtocolOptions, Stats } from '../protocol'
+import { owned } from '../diagnostics'
+import type { Address, RPCProtocol, RPCProtocolOptions, Stats } from '../protocol'
 import { checkKeys } from '../validate'
 import { Contact } from './contact'
 import { crawl } from './crawl'
@@ -166,7 +167,7 @@ export class KademliaNode {
 
   /** Which RPCProtocol backend this node runs on, if it runs on one. */
   get backend(): string | undefined {
-    return this.transport instanceof RpcTransport ? this.transport.proto.backend : undefined
+    return protocolOf(this)?.backend
   }
 
   /** Binds the UDP socket and starts the periodic refresh; resolves to the bound [host, port]. */
@@ -422,7 +423,7 @@ export class KademliaNode {
     )
     state.push(peers, 1)
     const result = lookupChannel.hasSubscribers
-      ? await traceLookup(target, findValue, () => crawl(this.protocol, state, findValue, signal))
+      ? await traceLookup(this, target, findValue, () => crawl(this.protocol, state, findValue, signal))
       : await crawl(this.protocol, state, findValue, signal)
     this.counters.lookups++
     this.counters.lookupRounds += result.rounds
@@ -441,9 +442,11 @@ const NODE_OPTIONS = [
 ] as const satisfies readonly (keyof KademliaNodeOptions)[]
 
 /** diagnostics_channel: every lookup, with `{ target, kind, rounds, calls }` (rounds and calls set at the end). */
-const lookupChannel = tracingChannel<unknown, LookupTrace>('rpcudp:kademlia:lookup')
+export const lookupChannel = tracingChannel<unknown, LookupTrace>('rpcudp:kademlia:lookup')
 
-interface LookupTrace {
+export interface LookupTrace {
+  /** The node looking up; non-enumerable, as the RPCProtocol is on `rpcudp:call`. */
+  readonly node?: KademliaNode
   target: Buffer
   kind: 'node' | 'value'
   rounds?: number
@@ -452,8 +455,8 @@ interface LookupTrace {
   cut?: boolean
 }
 
-async function traceLookup(target: IdKey, findValue: boolean, run: () => Promise<LookupResult>): Promise<LookupResult> {
-  const context: LookupTrace = { target: Buffer.from(target, 'latin1'), kind: findValue ? 'value' : 'node' }
+async function traceLookup(node: KademliaNode, target: IdKey, findValue: boolean, run: () => Promise<LookupResult>): Promise<LookupResult> {
+  const context = owned<LookupTrace>({ target: Buffer.from(target, 'latin1'), kind: findValue ? 'value' : 'node' }, 'node', node)
   return lookupChannel.tracePromise(async () => {
     const result = await run()
     context.rounds = result.rounds
@@ -462,6 +465,13 @@ async function traceLookup(target: IdKey, findValue: boolean, run: () => Promise
     context.cut = result.cut
     return result
   }, context)
+}
+
+/** The RPCProtocol a node runs on, undefined on an injected transport: for registerKademliaMetrics, outside the public API. */
+export function protocolOf(node: KademliaNode): RPCProtocol | undefined {
+  // element access: TypeScript's sanctioned way past `private`, kept to this one reader
+  const transport = node['transport']
+  return transport instanceof RpcTransport ? transport.proto : undefined
 }
 
 function nodeInfo(c: Contact): NodeInfo {
