@@ -9,7 +9,8 @@
 import { randomBytes } from 'node:crypto'
 import { lookup } from 'node:dns/promises'
 import { isIP, isIPv6 } from 'node:net'
-import { RPCArgumentError, RPCEncodeError, RPCProtocol, RPCSizeError, type Address, type BackendChoice, type CallResult } from './index'
+import { RPCArgumentError, RPCEncodeError, RPCProtocol, RPCSizeError, registerMetrics, type Address, type BackendChoice, type CallResult, type MetricsRegistration } from './index'
+import { serveMetrics } from './metrics-http'
 
 /** Exit codes; documented in the help text and the README. */
 export const EXIT = {
@@ -29,6 +30,11 @@ const { version } = require('../package.json') as { version: string }
 export class UsageError extends Error {}
 
 const BACKEND_HELP = `  --backend <b>   auto (default: native when the addon loads, else pure), native or pure`
+
+const METRICS_HELP = `  --metrics <host:port> serve the node's counters and latency histograms in the Prometheus
+                        text format at http://host:port/metrics (host an IP literal or
+                        localhost, [::1]:9100 for IPv6; port 0 for any free one). The URL
+                        is printed on stderr. Default: off`
 
 const VALUES_HELP = `Values (arguments and results) are JSON. What JSON cannot say is a tagged object:
   {"$base64": "AAEC"}           bytes (msgpack bin)
@@ -50,7 +56,7 @@ const HELP: Record<string, string> = {
 
 Usage:
   rpcudp serve [--port 1234] [--host 127.0.0.1] [--backend auto|native|pure] [--stats-interval s]
-               [--rate-limit N/s] [--handler-timeout s]
+               [--rate-limit N/s] [--handler-timeout s] [--metrics host:port]
   rpcudp call <host:port> <method> [json-arg...] [--timeout s] [--backend ...]
   rpcudp ping <host:port> [--count n] [--interval s] [--timeout s] [--backend ...]
   rpcudp dht serve|set|get ...   a Kademlia node (rpcudp/kademlia), see rpcudp dht --help
@@ -62,7 +68,7 @@ Addresses are host:port, [v6-address]:port, localhost:port or a DNS name:port.
 ${EXIT_HELP}`,
 
   serve: `Usage: rpcudp serve [--port 1234] [--host 127.0.0.1] [--backend b] [--stats-interval s]
-                    [--rate-limit N/s] [--handler-timeout s]
+                    [--rate-limit N/s] [--handler-timeout s] [--metrics host:port]
 
 Runs an echo node: rpc_ping() answers "pong", rpc_echo(x) answers x,
 rpc_sleep(s) answers "slept" after s seconds (at most 60).
@@ -80,7 +86,8 @@ ${BACKEND_HELP}
                         /64), bursts of up to 2N; the excess is dropped and counted as
                         dropped.rateLimited (perSource.requestsPerSecond). Default: none
   --handler-timeout <s> answer a handler still running after s seconds with the error
-                        reply handler_timeout and free its slot (handlerTimeout). Default: none`,
+                        reply handler_timeout and free its slot (handlerTimeout). Default: none
+${METRICS_HELP}`,
 
   call: `Usage: rpcudp call <host:port> <method> [json-arg...] [--timeout s] [--backend b]
 
@@ -141,6 +148,10 @@ set prints true or false, get prints the value as JSON.
   --alpha <n>         calls in flight per lookup (default 3)
   --no-diversity      lift the bounds on contacts per host and per /24 (for
                       networks on loopback or one subnet, where they share one)
+  --metrics <host:port>
+                      serve: the node's and its protocol's counters and latency
+                      histograms, Prometheus text, at http://host:port/metrics
+                      (port 0: any free one; the URL is printed on stderr)
   --verbose           set, get: each phase (join, lookup, result) on stderr, with the
                       milliseconds since start
   --json              set, get: one JSON object instead of the bare result:
@@ -172,6 +183,7 @@ const OPTIONS: Record<string, Record<string, OptionKind>> = {
     'stats-interval': 'string',
     'rate-limit': 'string',
     'handler-timeout': 'string',
+    metrics: 'string',
   },
   call: { ...COMMON, timeout: 'string' },
   ping: { ...COMMON, timeout: 'string', count: 'string', interval: 'string', dht: 'boolean' },
@@ -181,6 +193,7 @@ const OPTIONS: Record<string, Record<string, OptionKind>> = {
     port: 'string',
     host: 'string',
     bootstrap: 'string',
+    metrics: 'string',
     ksize: 'string',
     alpha: 'string',
     'no-diversity': 'boolean',
@@ -262,8 +275,8 @@ export function backendOption(p: Parsed): BackendChoice {
 
 // ---------------------------------------------------------------- addresses
 
-/** `host:port`, `[v6]:port`; the host may be an IP literal, localhost or a DNS name. */
-export function splitAddress(text: string): { host: string; port: number } {
+/** `host:port`, `[v6]:port`; the host may be an IP literal, localhost or a DNS name. Port 0 only where `anyPort` (a port to bind). */
+export function splitAddress(text: string, anyPort = false): { host: string; port: number } {
   let host: string
   let portText: string
   const bracketed = /^\[([^\]]*)\]:([^:]*)$/.exec(text)
@@ -280,7 +293,8 @@ export function splitAddress(text: string): { host: string; port: number } {
     if (host === '') throw new UsageError(`bad address ${JSON.stringify(text)}: the host is missing`)
   }
   const port = /^\d{1,5}$/.test(portText) ? Number(portText) : NaN
-  if (!(port >= 1 && port <= 65535)) throw new UsageError(`bad address ${JSON.stringify(text)}: the port must be 1..65535`)
+  if (!(port >= (anyPort ? 0 : 1) && port <= 65535))
+    throw new UsageError(`bad address ${JSON.stringify(text)}: the port must be ${anyPort ? 0 : 1}..65535`)
   return { host, port }
 }
 
@@ -293,6 +307,31 @@ export async function resolveAddress(text: string): Promise<Address> {
     return [address, port]
   } catch (err) {
     throw new UsageError(`cannot resolve ${JSON.stringify(host)}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`)
+  }
+}
+
+/** `--metrics host:port`: where to serve /metrics; the host an IP literal or localhost (it is bound, not resolved). */
+export function metricsOption(p: Parsed): Address | undefined {
+  const text = stringOption(p, 'metrics')
+  if (text === undefined) return undefined
+  const { host, port } = splitAddress(text, true)
+  if (host !== 'localhost' && isIP(host) === 0) throw new UsageError(`--metrics needs an IP address or localhost to listen on, got ${JSON.stringify(host)}`)
+  return [host === 'localhost' ? '127.0.0.1' : host, port]
+}
+
+/**
+ * Registers the node's metrics and serves them at `at`, printing the URL on
+ * stderr (stdout's first line stays the bound UDP address); resolves to what
+ * stops it. Nothing without --metrics.
+ */
+export async function startMetrics(at: Address | undefined, register: () => MetricsRegistration): Promise<() => Promise<void>> {
+  if (at === undefined) return async () => {}
+  const registration = register()
+  const endpoint = await serveMetrics(registration.registry, at[0], at[1])
+  process.stderr.write(`rpcudp: metrics on http://${formatAddress(endpoint.address)}/metrics\n`)
+  return async () => {
+    await endpoint.close()
+    registration.unregister()
   }
 }
 
@@ -423,6 +462,7 @@ async function serve(p: Parsed): Promise<number> {
 
   const rate = rateOption(p)
   const handlerTimeout = p.options['handler-timeout'] === undefined ? undefined : positiveSeconds(p, 'handler-timeout', 1)
+  const metricsAt = metricsOption(p)
 
   const proto = new RPCProtocol({
     backend: backendOption(p),
@@ -440,17 +480,21 @@ async function serve(p: Parsed): Promise<number> {
     })
   })
   const bound = await proto.listen(port, host)
-  out(formatAddress(bound))
-  process.stderr.write(`rpcudp: serving ping and echo on ${formatAddress(bound)} (${proto.backend} backend); stop with Ctrl-C\n`)
-
-  const printStats = () => out(JSON.stringify(proto.stats()))
-  const timer = statsInterval === undefined ? undefined : setInterval(printStats, statsInterval * 1000)
-  await untilStopped()
-  if (timer !== undefined) {
-    clearInterval(timer)
-    printStats()
+  try {
+    out(formatAddress(bound))
+    process.stderr.write(`rpcudp: serving ping and echo on ${formatAddress(bound)} (${proto.backend} backend); stop with Ctrl-C\n`)
+    const stopMetrics = await startMetrics(metricsAt, () => registerMetrics(proto))
+    const printStats = () => out(JSON.stringify(proto.stats()))
+    const timer = statsInterval === undefined ? undefined : setInterval(printStats, statsInterval * 1000)
+    await untilStopped()
+    if (timer !== undefined) {
+      clearInterval(timer)
+      printStats()
+    }
+    await stopMetrics()
+  } finally {
+    await proto.close()
   }
-  await proto.close()
   return EXIT.ok
 }
 

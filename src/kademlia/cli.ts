@@ -7,11 +7,13 @@ import {
   UsageError,
   backendOption,
   formatAddress,
+  metricsOption,
   numberOption,
   out,
   parseValue,
   positiveSeconds,
   resolveAddress,
+  startMetrics,
   stringOption,
   toJson,
   untilStopped,
@@ -19,6 +21,7 @@ import {
 } from '../cli'
 import type { Address } from '../protocol'
 import { KademliaValueError } from './errors'
+import { registerKademliaMetrics } from './metrics'
 import { KademliaNode } from './node'
 import { checkDhtValue } from './values'
 
@@ -56,15 +59,18 @@ async function serve(p: Parsed): Promise<number> {
   if (p.positionals.length > 0) throw new UsageError(`dht serve takes no arguments, got ${JSON.stringify(p.positionals[0])}`)
   const port = numberOption(p, 'port', 8468, (n) => Number.isInteger(n) && n >= 0 && n <= 65535, 'a port number 0..65535')
   const host = (stringOption(p, 'host') ?? '127.0.0.1').replace(/^\[(.*)\]$/, '$1')
+  const metricsAt = metricsOption(p)
   const peers = await bootstrapList(p, false)
   const node = newNode(p)
   try {
     const bound = await node.listen(port, host === 'localhost' ? '127.0.0.1' : host)
     out(formatAddress(bound))
     process.stderr.write(`rpcudp: Kademlia node ${node.id.toString('hex')} on ${formatAddress(bound)} (${node.backend} backend); stop with Ctrl-C\n`)
+    const stopMetrics = await startMetrics(metricsAt, () => registerKademliaMetrics(node))
     if (peers.length > 0 && (await join(node, peers)))
       process.stderr.write(`rpcudp: joined; ${node.stats().contacts} nodes in the routing table\n`)
     await untilStopped()
+    await stopMetrics()
     return EXIT.ok
   } finally {
     await node.close()
