@@ -10,7 +10,9 @@ import { once } from 'node:events'
 import * as path from 'node:path'
 import { createInterface } from 'node:readline'
 import { EXIT, parseValue, splitAddress, toJson } from '../src/cli'
+import { RPCProtocol } from '../src/index'
 import { BACKENDS } from './helpers/backends'
+import { parsePrometheus, pythonAvailable, sample } from './helpers/python'
 
 const ROOT = path.join(__dirname, '..')
 const CLI = path.join(ROOT, 'src', 'cli.ts')
@@ -284,6 +286,43 @@ test('--backend auto runs on pure when the addon cannot load; --backend native t
   t.is(serveNative.code, EXIT.failure)
 })
 
+for (const backend of BACKENDS) {
+  test(`[${backend}] serve --metrics serves Prometheus text over HTTP that prometheus_client parses, with the calls made`, async (t) => {
+    // the pure run listens on IPv6 loopback where there is one, the bracketed form
+    const at = backend === 'pure' && (await hasIpv6Loopback()) ? '[::1]:0' : '127.0.0.1:0'
+    const server = await serve(t, ['--backend', backend, '--metrics', at])
+    const url = /rpcudp: metrics on (http:\/\/\S+\/metrics)\n/.exec(await server.stderrMatching(/metrics on http/))?.[1]
+    t.truthy(url, server.stderr())
+    t.true(url!.startsWith(`http://${at.replace(/:0$/, ':')}`), url)
+    const { host, port } = splitAddress(server.address)
+    const client = new RPCProtocol({ backend })
+    t.teardown(() => client.close())
+    await client.listen(0, '127.0.0.1')
+    const CALLS = 4
+    for (let i = 0; i < CALLS; i++) t.deepEqual(await client.callRemote([host, port], 'echo', [i], { timeout: 30 }), [true, i])
+    t.like(await client.callRemote([host, port], 'nosuch', [], { timeout: 30 }), [false, null, { code: 'unknownMethod' }])
+
+    const res = await fetch(url!)
+    t.is(res.status, 200)
+    t.regex(res.headers.get('content-type')!, /^text\/plain; version=0\.0\.4/)
+    const text = await res.text()
+    t.is((await fetch(url!.replace(/\/metrics$/, '/other'))).status, 404)
+    if (!pythonAvailable()) return t.fail('no .venv: run bash scripts/python-env.sh')
+    const families = await parsePrometheus(text)
+    t.is(families.get('rpcudp_requests_received')?.type, 'counter')
+    t.is(sample(families, 'rpcudp_requests_received_total'), CALLS + 1)
+    t.is(sample(families, 'rpcudp_responses_sent_total'), CALLS)
+    t.is(sample(families, 'rpcudp_unknown_methods_total'), 1)
+    t.is(sample(families, 'rpcudp_dropped_total', { reason: 'tooShort' }), 0)
+    t.is(families.get('rpcudp_handler_duration_seconds')?.type, 'histogram')
+    t.is(sample(families, 'rpcudp_handler_duration_seconds_count', { method: 'echo', outcome: 'ok' }), CALLS)
+    t.is(families.get('rpcudp_recv_buffer_bytes')?.type, 'gauge')
+    t.true(sample(families, 'rpcudp_recv_buffer_bytes')! > 0)
+    t.is(await server.stop(), cleanExit)
+    await t.throwsAsync(fetch(url!), undefined, 'the HTTP server closed with the node')
+  })
+}
+
 test('serve on a port in use fails with one line and exit 4', async (t) => {
   const server = await serve(t, [])
   const port = server.address.split(':')[1]
@@ -317,6 +356,11 @@ const usageErrors: [string[], RegExp][] = [
   [['serve', '--port', '70000'], /--port must be a port number/],
   [['serve', '--host', 'example.com'], /--host must be an IP address or localhost/],
   [['serve', 'extra'], /serve takes no arguments/],
+  [['serve', '--metrics', 'example.com:9100'], /--metrics needs an IP address or localhost to listen on/],
+  [['serve', '--metrics', '127.0.0.1'], /bad address "127\.0\.0\.1": expected host:port/],
+  [['serve', '--metrics', '::1:9100'], /write an IPv6 address in brackets, \[::1\]:9100/],
+  [['serve', '--metrics', '127.0.0.1:70000'], /the port must be 0\.\.65535/],
+  [['dht', 'serve', '--metrics', '127.0.0.1:x'], /the port must be 0\.\.65535/],
   [['frobnicate'], /unknown command "frobnicate"/],
 ]
 for (const [args, message] of usageErrors) {
@@ -346,6 +390,8 @@ test('--help for each command, help <command>, --version; no command is a usage 
   // --help wins over other arguments, even bad ones
   t.is((await run(['call', 'not-an-address', '--help'])).code, 0)
   t.regex((await run(['call', '--help'])).stdout, /\$base64/)
+  t.regex((await run(['serve', '--help'])).stdout, /--metrics <host:port> +serve the node's counters and latency histograms in the Prometheus/)
+  t.regex(main.stdout, /\[--metrics host:port\]/)
   const version = await run(['--version'])
   t.is(version.stdout, `${require('../package.json').version}\n`)
   const none = await run([])

@@ -18,6 +18,7 @@ import * as path from 'node:path'
 import { createInterface } from 'node:readline'
 import { promisify } from 'node:util'
 import { consumerTsconfig } from './helpers/consumer-tsconfig'
+import { runtimeDependencyDirs } from './helpers/dependencies'
 
 const execFileP = promisify(execFile)
 const ROOT = path.join(__dirname, '..')
@@ -61,14 +62,16 @@ const CHECK_CJS = `
 const rpcudp = require('rpcudp')
 ;(async () => {
   const server = new rpcudp.RPCProtocol()
+  const registration = rpcudp.registerMetrics(server)
   server.handle('sum', (_sender, a, b) => a + b)
   const client = new rpcudp.RPCProtocol()
   const address = await server.listen(0, '127.0.0.1')
   await client.listen(0, '127.0.0.1')
   const result = await client.call.sum(address, 1, 2)
+  const metrics = /^rpcudp_requests_received_total 1$/m.test(await registration.registry.metrics())
   await Promise.all([server.close(), client.close()])
   const addon = Object.keys(require.cache).filter((f) => f.endsWith('.node'))
-  console.log(JSON.stringify({ backend: client.backend, serverBackend: server.backend, result, native: rpcudp.nativeBackend(), addon, entry: require.resolve('rpcudp') }))
+  console.log(JSON.stringify({ backend: client.backend, serverBackend: server.backend, result, metrics, native: rpcudp.nativeBackend(), addon, entry: require.resolve('rpcudp') }))
 })()
 `
 const CHECK_ESM = `
@@ -161,12 +164,19 @@ if (!supported) {
     const platformManifest = JSON.parse((await sh('tar', ['-xzOf', platform.filename, 'package/package.json'], tmp)).stdout)
     t.is(platformManifest.version, PKG.version, 'the platform package version must match (binding.js checks it)')
 
+    // The runtime dependencies (prom-client, ...), packed from this checkout: offline, the registry cannot supply them.
+    const depsDir = path.join(tmp, 'deps')
+    fs.mkdirSync(depsDir)
+    await npm(['pack', '--ignore-scripts', '--pack-destination', depsDir, ...runtimeDependencyDirs()], ROOT, cache)
+    const deps = fs.readdirSync(depsDir).map((f) => path.join(depsDir, f))
+    t.true(deps.some((f) => path.basename(f).startsWith('prom-client-')), String(deps))
+
     // 3. A fresh project with both tarballs: the native backend, the addon from the platform package.
     const withNative = path.join(tmp, 'app-native')
     await makeApp(withNative)
-    await npm(['install', main.filename, platform.filename], withNative, cache)
+    await npm(['install', main.filename, platform.filename, ...deps], withNative, cache)
     const cjs = await runCheck(withNative, 'check.cjs')
-    t.like(cjs, { backend: 'native', serverBackend: 'native', result: [true, 3], native: { available: true } })
+    t.like(cjs, { backend: 'native', serverBackend: 'native', result: [true, 3], metrics: true, native: { available: true } })
     t.deepEqual(cjs.addon, [path.join(fs.realpathSync(withNative), 'node_modules', `rpcudp-${TRIPLE}`, `rpcudp.${TRIPLE}.node`)])
     t.is(cjs.entry, path.join(fs.realpathSync(withNative), 'node_modules', 'rpcudp', 'dist', 'index.js'))
     const esm = await runCheck(withNative, 'check.mjs')
@@ -189,10 +199,10 @@ if (!supported) {
     // 4. The same without the platform package: the pure backend, and why native is unavailable.
     const pureOnly = path.join(tmp, 'app-pure')
     await makeApp(pureOnly)
-    await npm(['install', main.filename], pureOnly, cache)
+    await npm(['install', main.filename, ...deps], pureOnly, cache)
     t.false(fs.existsSync(path.join(pureOnly, 'node_modules', `rpcudp-${TRIPLE}`)))
     const pureCjs = await runCheck(pureOnly, 'check.cjs')
-    t.like(pureCjs, { backend: 'pure', serverBackend: 'pure', result: [true, 3], native: { available: false }, addon: [] })
+    t.like(pureCjs, { backend: 'pure', serverBackend: 'pure', result: [true, 3], metrics: true, native: { available: false }, addon: [] })
     t.true(pureCjs.native.reason.startsWith(`rpcudp-${TRIPLE}, the package holding this platform's addon, is not installed`), pureCjs.native.reason)
     const pureEsm = await runCheck(pureOnly, 'check.mjs')
     t.like(pureEsm, { backend: 'pure', result: [true, 42], native: { available: false }, sameModule: true })

@@ -8,7 +8,7 @@ import { once } from 'node:events'
 import * as path from 'node:path'
 import { createInterface } from 'node:readline'
 import { PythonKademlia } from './helpers/kademlia-python'
-import { pythonAvailable } from './helpers/python'
+import { parsePrometheus, pythonAvailable, sample, type MetricSample } from './helpers/python'
 
 const ROOT = path.join(__dirname, '..')
 const NODE_ARGS = ['--import', 'tsx', path.join(ROOT, 'src', 'cli.ts')]
@@ -116,4 +116,57 @@ test.serial('rpcudp ping --dht pings a Kademlia node and prints its id; without 
   t.regex((await rpcudp(['ping', '--help'])).stdout, /--dht/)
   server.kill('SIGINT')
   t.is((await once(server, 'exit'))[0], 0)
+})
+
+test.serial('dht serve --metrics: the node\'s and its protocol\'s metrics over HTTP, as prometheus_client parses them', async (t) => {
+  t.timeout(300_000)
+  const spawnServe = (args: string[]) => {
+    const server = spawn(process.execPath, [...NODE_ARGS, 'dht', 'serve', '--port', '0', '--no-diversity', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+    t.teardown(() => {
+      if (server.exitCode === null && server.signalCode === null) server.kill('SIGKILL')
+    })
+    let stderr = ''
+    server.stderr.setEncoding('utf8').on('data', (d) => (stderr += d))
+    const address = once(createInterface({ input: server.stdout }), 'line').then(([line]) => line as string)
+    const stderrMatching = async (re: RegExp) => {
+      for (let i = 0; i < 600 && !re.test(stderr); i++) await new Promise((r) => setTimeout(r, 50))
+      return stderr
+    }
+    return { server, address, stderrMatching }
+  }
+  const a = spawnServe([])
+  const first = await a.address
+  const b = spawnServe(['--bootstrap', first, '--metrics', '127.0.0.1:0'])
+  const second = await b.address
+  const stderr = await b.stderrMatching(/joined/)
+  const url = /rpcudp: metrics on (http:\/\/127\.0\.0\.1:\d+\/metrics)\n/.exec(stderr)?.[1]
+  t.truthy(url, stderr)
+  t.like(await rpcudp(['dht', 'set', 'metered', '1', '--bootstrap', second, '--no-diversity']), { code: 0, stdout: 'true\n' })
+
+  const text = await (await fetch(url!)).text()
+  if (!pythonAvailable()) return t.fail('no .venv: run bash scripts/python-env.sh')
+  const families = await parsePrometheus(text)
+  const total = (name: string, labels: Record<string, string> = {}) =>
+    [...families.values()]
+      .flatMap((f) => f.samples)
+      .filter((s: MetricSample) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))
+      .reduce((n, s) => n + s.value, 0)
+  t.is(families.get('rpcudp_kademlia_lookups')?.type, 'counter')
+  t.is(families.get('rpcudp_kademlia_contacts')?.type, 'gauge')
+  t.is(families.get('rpcudp_kademlia_lookup_duration_seconds')?.type, 'histogram')
+  // the join's lookup, timed; A and the CLI node in the table; the CLI's store held here
+  const lookups = sample(families, 'rpcudp_kademlia_lookups_total')!
+  t.true(lookups >= 1)
+  t.is(total('rpcudp_kademlia_lookup_duration_seconds_count'), lookups)
+  t.true(sample(families, 'rpcudp_kademlia_contacts')! >= 2)
+  t.is(sample(families, 'rpcudp_kademlia_keys'), 1)
+  t.true(sample(families, 'rpcudp_handler_duration_seconds_count', { method: 'store', outcome: 'ok' })! >= 1)
+  t.true(sample(families, 'rpcudp_call_duration_seconds_count', { method: 'ping', outcome: 'ok' })! >= 1)
+  t.true(sample(families, 'rpcudp_requests_received_total')! >= total('rpcudp_handler_duration_seconds_count'))
+  t.is(sample(families, 'rpcudp_requests_sent_total'), total('rpcudp_call_duration_seconds_count') + sample(families, 'rpcudp_outstanding_calls')!)
+
+  for (const { server } of [a, b]) server.kill('SIGINT')
+  t.deepEqual(await Promise.all([a, b].map(async ({ server }) => (await once(server, 'exit'))[0])), [0, 0])
+  await t.throwsAsync(fetch(url!), undefined, 'the HTTP server closed with the node')
+  t.regex((await rpcudp(['dht', '--help'])).stdout, /--metrics <host:port>/)
 })

@@ -11,6 +11,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import { promisify } from 'node:util'
 import { consumerTsconfig } from './helpers/consumer-tsconfig'
+import { runtimeDependencyDirs } from './helpers/dependencies'
 
 const execFileP = promisify(execFile)
 const ROOT = path.join(__dirname, '..')
@@ -78,6 +79,12 @@ test.serial('rpcudp/kademlia: CommonJS, ESM (one shared instance) and types from
   t.regex(written.stdout, /dist\/kademlia\/index\.mjs re-exports \d+ names: .*KademliaNode/)
   for (const f of ['index.js', 'index.mjs', 'index.d.ts']) t.true(fs.existsSync(path.join(pkg, 'dist', 'kademlia', f)), `dist/kademlia/${f}`)
   for (const f of ['package.json', 'binding.js', 'binding.d.ts']) fs.copyFileSync(path.join(ROOT, f), path.join(pkg, f))
+  // its dependencies where an install would put them (the published .d.ts name prom-client's types)
+  for (const dir of runtimeDependencyDirs()) {
+    const link = path.join(pkg, 'node_modules', path.relative(path.join(ROOT, 'node_modules'), dir))
+    fs.mkdirSync(path.dirname(link), { recursive: true })
+    fs.symlinkSync(dir, link, 'dir')
+  }
 
   const app = path.join(tmp, 'app')
   fs.mkdirSync(path.join(app, 'node_modules'), { recursive: true })

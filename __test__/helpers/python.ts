@@ -1,4 +1,4 @@
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
+import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -11,6 +11,31 @@ const PEER = join(ROOT, '__test__', 'python', 'peer.py')
 
 export function pythonAvailable(): boolean {
   return existsSync(PYTHON)
+}
+
+export interface MetricSample {
+  name: string
+  labels: Record<string, string>
+  value: number
+}
+
+/** Prometheus text as Python's prometheus_client parses it (__test__/python/parse_metrics.py): family name -> type and samples. */
+export function parsePrometheus(text: string): Promise<Map<string, { type: string; samples: MetricSample[] }>> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(PYTHON, [join(ROOT, '__test__', 'python', 'parse_metrics.py')], { timeout: 60_000 }, (err, stdout, stderr) => {
+      if (err) return reject(new Error(`parse_metrics.py failed: ${err.message}\n${stderr}`))
+      const families = JSON.parse(stdout) as { name: string; type: string; samples: MetricSample[] }[]
+      resolve(new Map(families.map((f) => [f.name, { type: f.type, samples: f.samples }])))
+    })
+    child.stdin!.end(text)
+  })
+}
+
+/** The value of the one sample named `name` whose labels include `labels`; undefined if there is none. */
+export function sample(families: Map<string, { samples: MetricSample[] }>, name: string, labels: Record<string, string> = {}): number | undefined {
+  for (const f of families.values())
+    for (const s of f.samples) if (s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v)) return s.value
+  return undefined
 }
 
 type Pending = { resolve: (v: any) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }
