@@ -331,6 +331,17 @@ test('serve on a port in use fails with one line and exit 4', async (t) => {
   t.regex(r.stderr, /^rpcudp: cannot bind 127\.0\.0\.1:\d+: .*\n$/)
 })
 
+test('serve --metrics on a TCP port in use fails with one line and exit 4', async (t) => {
+  const { createServer } = await import('node:http')
+  const taken = createServer()
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => taken.close())
+  const at = `127.0.0.1:${(taken.address() as { port: number }).port}`
+  const r = await run(['serve', '--port', '0', '--metrics', at])
+  t.is(r.code, EXIT.failure)
+  t.regex(r.stderr, new RegExp(`^rpcudp: cannot serve metrics on ${at.replace(/\./g, '\\.')}: EADDRINUSE$`, 'm'))
+})
+
 // ------------------------------------------------------------------ usage errors: one line on stderr, exit 2, nothing sent
 
 const usageErrors: [string[], RegExp][] = [

@@ -150,6 +150,9 @@ eachBackend('the same names twice in one registry are an RPCArgumentError that r
   const other = registerMetrics(server, { registry, prefix: 'again_' })
   t.is((await registry.getMetricsAsJSON()).length, 2 * first.names.length)
   t.true(other.names.every((n) => n.startsWith('again_')))
+  // both registrations of the protocol end when it closes
+  await server.close()
+  t.is((await registry.getMetricsAsJSON()).length, 0)
 })
 
 test('bad arguments are RPCArgumentError', (t) => {

@@ -327,7 +327,9 @@ export function metricsOption(p: Parsed): Address | undefined {
 export async function startMetrics(at: Address | undefined, register: () => MetricsRegistration): Promise<() => Promise<void>> {
   if (at === undefined) return async () => {}
   const registration = register()
-  const endpoint = await serveMetrics(registration.registry, at[0], at[1])
+  const endpoint = await serveMetrics(registration.registry, at[0], at[1]).catch((err: NodeJS.ErrnoException) => {
+    throw new Error(`cannot serve metrics on ${formatAddress(at)}: ${err.code ?? err.message}`, { cause: err })
+  })
   process.stderr.write(`rpcudp: metrics on http://${formatAddress(endpoint.address)}/metrics\n`)
   return async () => {
     await endpoint.close()

@@ -110,7 +110,10 @@ export class MetricsSet implements MetricsRegistration {
   private readonly subscriptions: (() => void)[] = []
   private registered = false
 
-  constructor(options: MetricsOptions | undefined, fail: (message: string) => RPCError) {
+  constructor(
+    options: MetricsOptions | undefined,
+    private readonly fail: (message: string) => RPCError,
+  ) {
     if (options === undefined) options = {}
     if (options === null || typeof options !== 'object') throw fail(`metrics options must be an object, got ${describe(options)}`)
     try {
@@ -134,11 +137,11 @@ export class MetricsSet implements MetricsRegistration {
   }
 
   /** Refuses, before registering anything, names the registry holds already (the same protocol or prefix twice). */
-  claim(names: readonly string[], fail: (message: string) => RPCError): void {
+  claim(names: readonly string[]): void {
     for (const name of names) {
       const full = this.prefix + name
       if (this.registry.getSingleMetric(full) !== undefined)
-        throw fail(`${full} is registered in this registry already: unregister the earlier registration, or give another prefix or registry`)
+        throw this.fail(`${full} is registered in this registry already: unregister the earlier registration, or give another prefix or registry`)
     }
   }
 
@@ -147,9 +150,9 @@ export class MetricsSet implements MetricsRegistration {
     const { Counter, Gauge } = prom()
     const constant = this.labels
     for (const spec of specs) {
-      const put = spec.kind === 'counter' ? (m: Counter | Gauge, l: Labels, v: number) => (m as Counter).inc(l, v) : (m: Counter | Gauge, l: Labels, v: number) => (m as Gauge).set(l, v)
+      // a counter has no set(): collect() starts it afresh and adds the current value
+      const put = (m: Counter | Gauge, labels: Labels, v: number) => (spec.kind === 'counter' ? (m as Counter).inc(labels, v) : (m as Gauge).set(labels, v))
       const collect = function (this: Counter | Gauge) {
-        // a counter has no set(): start it afresh and add the current value
         this.reset()
         const value = spec.read(read())
         if (typeof value === 'number') put(this, constant, value)
@@ -288,7 +291,7 @@ export function registerMetrics(proto: RPCProtocol<any>, options?: MetricsOption
   const fail = (message: string) => new RPCArgumentError(message)
   if (!(proto instanceof RPCProtocol)) throw fail(`registerMetrics takes an RPCProtocol, got ${describe(proto)}`)
   const set = new MetricsSet(options, fail)
-  set.claim(PROTOCOL_METRIC_NAMES, fail)
+  set.claim(PROTOCOL_METRIC_NAMES)
   addProtocolMetrics(set, proto)
   return set
 }

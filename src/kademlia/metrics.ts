@@ -34,7 +34,8 @@ const LOOKUP_HISTOGRAM = 'kademlia_lookup_duration_seconds'
  * Registers `node`'s counters (from `stats()`, read at each scrape), a lookup
  * duration histogram by kind (`node` or `value`) and, when the node runs on an
  * RPCProtocol, that protocol's metrics as registerMetrics (from `rpcudp`)
- * registers them; until `unregister()` or until the node closes. Options and
+ * registers them; until `unregister()` or until the node closes (on an
+ * injected transport, which has no protocol: until `unregister()`). Options and
  * refusals are registerMetrics', thrown as KademliaArgumentError.
  */
 export function registerKademliaMetrics(node: KademliaNode, options?: MetricsOptions): MetricsRegistration {
@@ -42,7 +43,7 @@ export function registerKademliaMetrics(node: KademliaNode, options?: MetricsOpt
   if (!(node instanceof KademliaNode)) throw fail(`registerKademliaMetrics takes a KademliaNode, got ${describe(node)}`)
   const proto = protocolOf(node)
   const set = new MetricsSet(options, fail)
-  set.claim([...NODE_METRICS.map((m) => m.name), LOOKUP_HISTOGRAM, ...(proto === undefined ? [] : PROTOCOL_METRIC_NAMES)], fail)
+  set.claim([...NODE_METRICS.map((m) => m.name), LOOKUP_HISTOGRAM, ...(proto === undefined ? [] : PROTOCOL_METRIC_NAMES)])
   set.addStats(NODE_METRICS, () => node.stats())
   const observe = set.addHistogram(LOOKUP_HISTOGRAM, 'Lookups, start to result, by kind (node or value).', ['kind'])
   const lookups = new Stopwatch<LookupTrace>((c) => c.node === node)
