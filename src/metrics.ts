@@ -242,10 +242,13 @@ function pending(context: HandleTraceContext): boolean {
   }
 }
 
+const CALL_HISTOGRAM = 'call_duration_seconds'
+const HANDLER_HISTOGRAM = 'handler_duration_seconds'
+
 /** The RPCProtocol part of a registration, for registerMetrics and registerKademliaMetrics. */
 export function addProtocolMetrics(set: MetricsSet, proto: RPCProtocol<any>): void {
   set.addStats(PROTOCOL_METRICS, () => proto.stats())
-  const observeCall = set.addHistogram('call_duration_seconds', 'Outgoing calls, from send to outcome, by method and outcome (ok or the failure code).', ['method', 'outcome'])
+  const observeCall = set.addHistogram(CALL_HISTOGRAM, 'Outgoing calls, from send to outcome, by method and outcome (ok or the failure code).', ['method', 'outcome'])
   const calls = new Stopwatch<CallTraceContext>((c) => c.protocol === proto)
   set.subscribe(callChannel, {
     start: calls.start,
@@ -254,7 +257,7 @@ export function addProtocolMetrics(set: MetricsSet, proto: RPCProtocol<any>): vo
       if (seconds !== undefined) observeCall({ method: c.method, outcome: c.code ?? 'ok' }, seconds)
     },
   })
-  const observeHandler = set.addHistogram('handler_duration_seconds', 'Incoming requests, handler run time by method and outcome (ok, error, timeout).', ['method', 'outcome'])
+  const observeHandler = set.addHistogram(HANDLER_HISTOGRAM, 'Incoming requests, handler run time by method and outcome (ok, error, timeout).', ['method', 'outcome'])
   const handlers = new Stopwatch<HandleTraceContext>((c) => c.protocol === proto)
   const finish = (c: HandleTraceContext) => {
     const seconds = handlers.stop(c)
@@ -271,7 +274,7 @@ export function addProtocolMetrics(set: MetricsSet, proto: RPCProtocol<any>): vo
 }
 
 /** Every metric name registerMetrics registers, without the prefix. */
-export const PROTOCOL_METRIC_NAMES: readonly string[] = [...PROTOCOL_METRICS.map((m) => m.name), 'call_duration_seconds', 'handler_duration_seconds']
+export const PROTOCOL_METRIC_NAMES: readonly string[] = [...PROTOCOL_METRICS.map((m) => m.name), CALL_HISTOGRAM, HANDLER_HISTOGRAM]
 
 /**
  * Registers `proto`'s counters (from `stats()`, read at each scrape) and its
