@@ -1,21 +1,25 @@
 #!/usr/bin/env node
 'use strict'
 // The cost of diagnostics_channel publication (bench/RESULTS.md "diagnostics_channel
-// cost"). A measurement, not a test. One process, a native server and client on
-// loopback, `inflight` calls kept outstanding for `ms`; prints calls/s.
+// cost"). A measurement, not a test. A native server and client on loopback per
+// package dir, `inflight` calls kept outstanding.
 //
-//   node bench/channels.cjs <package dir> [inflight=256] [ms=2000] [subscribe]
+//   node bench/channels.cjs <dir>[,<dir>...] [inflight=256] [ms=2000] [subscribe] [slices=1]
 //
-// <package dir> holds a built rpcudp (dist/ and the addon), so a build of another
-// commit can be measured side by side; `subscribe` adds one no-op subscriber to
-// rpcudp:call and rpcudp:handle.
+// Each <dir> holds a built rpcudp (dist/ and the addon), so builds of two commits
+// can be measured side by side. With several dirs the run is cut into `slices`
+// time slices per dir, taken in turn (reversed every other round), all in one
+// process: the machine's noise, which swings single runs by ±25 % here, then
+// falls on every build alike. Prints calls/s and CPU µs per call (both ends) per
+// dir. `subscribe` (anything else, e.g. `-`, for none) adds one no-op subscriber to rpcudp:call and rpcudp:handle.
 const path = require('node:path')
 const dc = require('node:diagnostics_channel')
 
-const [dir, inflightArg = '256', msArg = '2000', mode = ''] = process.argv.slice(2)
-const { RPCProtocol } = require(path.resolve(dir))
+const [dirsArg, inflightArg = '256', msArg = '2000', mode = '', slicesArg = '1'] = process.argv.slice(2)
+const dirs = dirsArg.split(',')
 const inflight = Number(inflightArg)
 const ms = Number(msArg)
+const slices = Number(slicesArg)
 
 if (mode === 'subscribe') {
   const noop = { start() {}, end() {}, asyncStart() {}, asyncEnd() {}, error() {} }
@@ -23,32 +27,58 @@ if (mode === 'subscribe') {
   dc.tracingChannel('rpcudp:handle').subscribe(noop)
 }
 
-async function main() {
+async function pair(dir) {
+  const { RPCProtocol } = require(path.resolve(dir))
   const server = new RPCProtocol({ backend: 'native' })
   server.handle('echo', (_s, x) => x)
   const address = await server.listen(0, '127.0.0.1')
   const client = new RPCProtocol({ backend: 'native' })
   await client.listen(0, '127.0.0.1')
-  let done = 0
-  let measuring = false
+  return { dir, server, client, address, calls: 0, cpu: 0, ms: 0 }
+}
+
+// Keeps `inflight` calls outstanding for `ms`, then lets them drain, so the next
+// slice starts with nothing of this one still in flight.
+async function slice(p, ms) {
   let stop = false
+  let done = 0
   const loop = async () => {
     while (!stop) {
-      await client.call.echo(address, 1)
-      if (measuring) done++
+      await p.client.call.echo(p.address, 1)
+      done++
     }
   }
-  const loops = Array.from({ length: inflight }, loop)
-  await new Promise((r) => setTimeout(r, 300)) // warm-up
-  measuring = true
   const t0 = performance.now()
+  const cpu0 = process.cpuUsage()
+  const loops = Array.from({ length: inflight }, loop)
   await new Promise((r) => setTimeout(r, ms))
-  const elapsed = performance.now() - t0
-  const n = done
   stop = true
   await Promise.all(loops)
-  await client.close()
-  await server.close()
-  console.log(JSON.stringify({ dir, inflight, mode: mode || 'none', callsPerSecond: Math.round((n * 1000) / elapsed) }))
+  const cpu = process.cpuUsage(cpu0)
+  p.ms += performance.now() - t0
+  p.cpu += cpu.user + cpu.system
+  p.calls += done
+}
+
+async function main() {
+  const pairs = []
+  for (const dir of dirs) pairs.push(await pair(dir))
+  for (const p of pairs) await slice(p, 300) // warm-up
+  for (const p of pairs) Object.assign(p, { calls: 0, cpu: 0, ms: 0 })
+  for (let s = 0; s < slices; s++) {
+    const order = s % 2 ? [...pairs].reverse() : pairs
+    for (const p of order) await slice(p, ms / slices)
+  }
+  for (const p of pairs) {
+    await p.client.close()
+    await p.server.close()
+    console.log(JSON.stringify({
+      dir: p.dir,
+      inflight,
+      mode: mode === 'subscribe' ? mode : 'none',
+      callsPerSecond: Math.round((p.calls * 1000) / p.ms),
+      cpuUsPerCall: +(p.cpu / p.calls).toFixed(3),
+    }))
+  }
 }
 main()
