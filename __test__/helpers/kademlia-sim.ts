@@ -1,15 +1,20 @@
 /**
  * An in-process network for Kademlia tests: no sockets. Every message goes
  * through rpcudp's msgpack codec (so a node only ever sees what the wire can
- * carry), may be lost (seeded, so a run is repeatable), and is delivered on a
- * later turn of the event loop. A lost request or answer resolves the call as
- * a timeout at once: the simulation tests logic, not clocks.
+ * carry) and may be lost (seeded, so a run is repeatable).
+ *
+ * Without a clock, a message is delivered on a later turn of the event loop
+ * and a lost one resolves its call as a timeout at once: the scenario tests
+ * logic, not clocks. With a SimClock, each hop takes the two hosts' delays on
+ * simulated time, and a lost message (or one a partition cuts) resolves its
+ * call as a timeout when the call's own timeout runs out, as on a socket.
  */
 import { Decoder, Encoder } from '../../src/codec'
 import type { KademliaTransport } from '../../src/kademlia'
 import type { KademliaCallOptions } from '../../src/kademlia/transport'
 import type { Address, BodyDecoder, CallResult, Handler } from '../../src/protocol'
 import { prng } from './raw'
+import type { SimClock } from './sim-clock'
 
 const TIMEOUT: CallResult<never> = [false, null, { code: 'timeout', message: 'lost in the simulated network' }]
 
@@ -22,9 +27,18 @@ export class SimNetwork {
   private readonly endpoints = new Map<string, SimTransport>()
   private readonly encoder = new Encoder(8192)
   private readonly decoder = new Decoder()
+  /** With a clock: whether a message from one address can reach another now (a partition returns false across it). */
+  reachable: (from: Address, to: Address) => boolean = () => true
+  /** With a clock: seconds a call waits when its options give no timeout (RPCProtocol's waitTimeout). */
+  callTimeout = 5
+  /** With a clock: each host's one-way delay, ms. */
+  private readonly delays = new Map<string, number>()
   private nextPort = 1
 
-  constructor(seed = 1) {
+  constructor(
+    seed = 1,
+    private readonly clock?: SimClock,
+  ) {
     this.random = prng(seed)
   }
 
@@ -45,11 +59,16 @@ export class SimNetwork {
   }
 
   register(t: SimTransport) {
-    this.endpoints.set(t.address.join(':'), t)
+    const key = t.address.join(':')
+    this.endpoints.set(key, t)
+    // 5..45 ms each way: a hop between two hosts takes 10..90 ms
+    if (this.clock !== undefined) this.delays.set(key, 5 + Math.floor(this.random() * 40))
   }
 
   unregister(t: SimTransport) {
-    this.endpoints.delete(t.address.join(':'))
+    const key = t.address.join(':')
+    this.endpoints.delete(key)
+    this.delays.delete(key)
   }
 
   /** Resolves once no call was made for 20 turns of the event loop (every message in flight has been delivered). */
@@ -73,8 +92,12 @@ export class SimNetwork {
     return decode?.(bytes, 0, len) ?? this.decoder.decode(bytes, 0, len)
   }
 
-  async deliver(from: Address, to: Address, name: string, args: unknown[], decode?: BodyDecoder): Promise<CallResult<unknown>> {
+  deliver(from: Address, to: Address, name: string, args: unknown[], options?: KademliaCallOptions): Promise<CallResult<unknown>> {
     this.calls[name] = (this.calls[name] ?? 0) + 1
+    return this.clock === undefined ? this.deliverNow(from, to, name, args, options?.decode) : this.deliverTimed(this.clock, from, to, name, args, options)
+  }
+
+  private async deliverNow(from: Address, to: Address, name: string, args: unknown[], decode?: BodyDecoder): Promise<CallResult<unknown>> {
     const sent = this.wire(args) as unknown[]
     await new Promise((r) => setImmediate(r))
     const target = this.endpoints.get(to.join(':'))
@@ -89,6 +112,47 @@ export class SimNetwork {
     }
     if (this.random() < this.loss) return TIMEOUT
     return [true, this.wire(result, decode)]
+  }
+
+  private deliverTimed(clock: SimClock, from: Address, to: Address, name: string, args: unknown[], options?: KademliaCallOptions): Promise<CallResult<unknown>> {
+    const sent = this.wire(args) as unknown[]
+    const fromKey = from.join(':')
+    const toKey = to.join(':')
+    const deadline = clock.now() + (options?.timeout ?? this.callTimeout) * 1000
+    return new Promise((resolve) => {
+      let settled = false
+      const settle = (r: CallResult<unknown>) => {
+        if (settled) return
+        settled = true
+        clock.clearTimeout(expiry)
+        options?.signal?.removeEventListener('abort', onAbort)
+        resolve(r)
+      }
+      const onAbort = () => settle([false, null, { code: 'aborted', message: 'aborted' }])
+      options?.signal?.addEventListener('abort', onAbort, { once: true })
+      // whatever happens on the way, the call gives up at its deadline
+      const expiry = clock.setTimeout(() => settle(TIMEOUT), deadline - clock.now())
+      const hop = (a: string, b: string) => (this.delays.get(a) ?? 0) + (this.delays.get(b) ?? 0)
+      const target = this.endpoints.get(toKey)
+      if (target === undefined || this.random() < this.loss || !this.reachable(from, to)) return
+      clock.setTimeout(async () => {
+        if (this.endpoints.get(toKey) !== target) return
+        const handler = target.handlers.get(name)
+        let result: CallResult<unknown>
+        if (handler === undefined) result = [false, null, { code: 'unknownMethod', message: name }]
+        else
+          try {
+            result = [true, await handler([from[0], from[1]], ...sent)]
+          } catch (err) {
+            result = [false, null, { code: 'handlerError', message: String(err) }]
+          }
+        if (this.random() < this.loss || !this.reachable(to, from)) return
+        const answer: CallResult<unknown> = result[0] ? [true, this.wire(result[1], options?.decode)] : result
+        clock.setTimeout(() => {
+          if (this.endpoints.has(fromKey)) settle(answer)
+        }, hop(toKey, fromKey))
+      }, hop(fromKey, toKey))
+    })
   }
 }
 
@@ -109,7 +173,7 @@ export class SimTransport implements KademliaTransport {
 
   call(address: Address, name: string, args: unknown[], options?: KademliaCallOptions): Promise<CallResult<unknown>> {
     if (!this.open) return Promise.reject(new Error('closed'))
-    return this.net.deliver(this.address, address, name, args, options?.decode)
+    return this.net.deliver(this.address, address, name, args, options)
   }
 
   serve(handlers: Record<string, Handler>): void {

@@ -1,10 +1,11 @@
+import type { ClockTimer } from './clock'
 import type { Contact } from './contact'
 import { KademliaAbortError } from './errors'
 import type { LookupResult, LookupState, Query } from './lookup'
 import type { KademliaProtocol } from './protocol'
 
 /**
- * Drives a LookupState on real time: sends what it asks for, feeds it the
+ * Drives a LookupState on the node's clock: sends what it asks for, feeds it the
  * answers, and keeps one timer for the earliest pass-over. Resolves as soon
  * as the state is done; calls passed over are left to settle by themselves
  * (their answers still update the routing table). An abort stops sending at
@@ -14,16 +15,16 @@ export function crawl(protocol: KademliaProtocol, state: LookupState, findValue:
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(new KademliaAbortError(signal.reason))
     let finished = false
-    let timer: NodeJS.Timeout | undefined
+    let timer: ClockTimer | undefined
     let timerAt = Infinity
-    const health = protocol.health
+    const { health, clock } = protocol
     const timeoutFor = (c: Contact) => health.timeoutFor(c)
     // every other lookup skips a peer passed over here until it answers
-    const passed = (q: Query) => health.slow(q.peer, performance.now())
+    const passed = (q: Query) => health.slow(q.peer, clock.now())
 
     const finish = (err?: KademliaAbortError) => {
       finished = true
-      clearTimeout(timer)
+      clock.clearTimeout(timer)
       signal?.removeEventListener('abort', onAbort)
       if (err !== undefined) reject(err)
       else resolve(state.result())
@@ -32,7 +33,7 @@ export function crawl(protocol: KademliaProtocol, state: LookupState, findValue:
 
     const pump = () => {
       if (finished) return
-      const now = performance.now()
+      const now = clock.now()
       // the next pass-over: the earliest of the calls still in flight and of those sent now (not done means one of them exists)
       let at = state.expire(now, passed) ?? Infinity
       for (const q of state.next(now, timeoutFor)) {
@@ -41,9 +42,9 @@ export function crawl(protocol: KademliaProtocol, state: LookupState, findValue:
       }
       if (state.done) return finish()
       if (at !== timerAt) {
-        clearTimeout(timer)
+        clock.clearTimeout(timer)
         timerAt = at
-        timer = setTimeout(onTimer, Math.max(0, at - now))
+        timer = clock.setTimeout(onTimer, Math.max(0, at - now), true)
       }
     }
     const onTimer = () => {

@@ -4,6 +4,7 @@ import type { BackendChoice } from '../loader'
 import { owned } from '../diagnostics'
 import type { Address, RPCProtocol, RPCProtocolOptions, Stats } from '../protocol'
 import { checkKeys } from '../validate'
+import { isClock, systemClock, type Clock, type ClockTimer } from './clock'
 import { Contact } from './contact'
 import { crawl } from './crawl'
 import { diversityBounds, type DiversityBounds, type DiversityOption } from './diversity'
@@ -55,6 +56,8 @@ export interface KademliaNodeOptions {
   diversity?: DiversityOption
   /** Run on this transport instead of a UDP socket (tests with a simulated network). */
   transport?: KademliaTransport
+  /** Read time and set timers on this clock instead of the system's (simulated-time runs, with `transport`). */
+  clock?: Clock
 }
 
 /** Options of every operation that goes to the network, as RPCProtocol's callRemote takes them. */
@@ -129,7 +132,8 @@ export class KademliaNode {
   private readonly maxBodySize: number
   private readonly diversity: DiversityBounds
   private readonly counters = { lookups: 0, lookupRounds: 0, lookupCalls: 0, lookupsCut: 0, lookupPassedOver: 0, lookupSkipped: 0 }
-  private refreshTimer?: NodeJS.Timeout
+  private readonly clock: Clock
+  private refreshTimer?: ClockTimer
   private saveTimer?: NodeJS.Timeout
   private state: 'new' | 'listening' | 'closed' = 'new'
   private bound: Address | undefined
@@ -142,13 +146,16 @@ export class KademliaNode {
     if (options.nodeId !== undefined && !isNodeId(options.nodeId)) throw new KademliaArgumentError('nodeId must be a 20-byte Buffer')
     this.id = options.nodeId === undefined ? randomId() : Buffer.from(options.nodeId)
     this.self = Contact.fromId(this.id, '', 0)
+    if (options.clock !== undefined && !isClock(options.clock)) throw new KademliaArgumentError('clock must have now, setTimeout and clearTimeout functions')
+    this.clock = options.clock ?? systemClock
+    const now = () => this.clock.now()
     this.refreshMs = positiveSeconds('refreshInterval', options.refreshInterval, 3600) * 1000
     this.maxBodySize = positiveInteger('maxBodySize', options.maxBodySize, 8192)
     this.limits = {
       maxRounds: positiveInteger('maxLookupRounds', options.maxLookupRounds, 32),
       maxCalls: positiveInteger('maxLookupCalls', options.maxLookupCalls, 8 * this.ksize),
     }
-    this.storage = new ForgetfulStorage(positiveSeconds('ttl', options.ttl, 604800), positiveInteger('maxKeys', options.maxKeys, 65536))
+    this.storage = new ForgetfulStorage(positiveSeconds('ttl', options.ttl, 604800), positiveInteger('maxKeys', options.maxKeys, 65536), now)
     this.diversity = diversityBounds(options.diversity)
     const waitTimeout = positiveSeconds('waitTimeout', options.waitTimeout, 5)
     this.transport =
@@ -161,7 +168,7 @@ export class KademliaNode {
         waitTimeout,
         maxBodySize: this.maxBodySize,
       })
-    this.protocol = new KademliaProtocol(this.self, this.storage, this.ksize, this.transport, new PeerHealth(waitTimeout * 1000), this.diversity)
+    this.protocol = new KademliaProtocol(this.self, this.storage, this.ksize, this.transport, new PeerHealth(waitTimeout * 1000), this.diversity, this.clock)
     this.transport.serve(this.protocol.handlers())
   }
 
@@ -257,6 +264,18 @@ export class KademliaNode {
     })
   }
 
+  /** The k nodes nearest `target` (a 20-byte id) that an iterative lookup finds, nearest first (dht-rpc's findNode). */
+  async findNode(target: Buffer, options?: KademliaOperationOptions): Promise<NodeInfo[]> {
+    this.assertListening('findNode()')
+    if (!isNodeId(target)) throw new KademliaArgumentError('a lookup target is a 20-byte id')
+    const key = toKey(target)
+    return this.operation(options, async (signal) => {
+      const nearest = this.protocol.router.findNeighbors(key)
+      if (nearest.length === 0) return []
+      return (await this.runLookup(key, nearest, false, signal)).nodes.map(nodeInfo)
+    })
+  }
+
   /** Stores `value` under `key` on the k nodes nearest it; true if at least one acknowledged (Python's set). */
   async set(key: Key, value: KademliaValue | Uint8Array, options?: KademliaOperationOptions): Promise<boolean> {
     this.assertListening('set()')
@@ -277,9 +296,12 @@ export class KademliaNode {
     const nearest = this.protocol.router.findNeighbors(dkey)
     if (nearest.length === 0) return false
     const { nodes } = await this.runLookup(dkey, nearest, false, signal)
-    // this node holds it too when it is one of the k nearest (Python: only when nearer than the farthest found)
+    // this node holds it too when it is one of the k nearest (Python: only when nearer than the farthest found);
+    // otherwise it hands the key over and drops its own copy, which would be stale or, republished every
+    // interval by each node that once held it, multiply the republish traffic as the network turns over
     const farthest = nodes[nodes.length - 1]
     if (nodes.length < this.ksize || compareDistance(this.self.key, farthest.key, dkey) < 0) this.storage.set(dkey, checked)
+    else this.storage.delete(dkey)
     const acks = await Promise.all(nodes.map((n) => this.protocol.callStore(n, dkey, checked)))
     return acks.includes(true)
   }
@@ -304,6 +326,10 @@ export class KademliaNode {
     const buckets = this.protocol.router.lonelyBuckets(this.refreshMs)
     await Promise.all(
       buckets.map((b) => {
+        // a full bucket needs no new contacts, only news of the old: its least recently seen answers (the bucket
+        // is fresh) or leaves (its newest replacement takes its place), one call where a lookup costs k or more
+        const head = b.head()
+        if (b.nodes.size >= this.ksize && head !== undefined) return this.protocol.callPing(head)
         const rid = toKey(randomIdInRange(b.low, b.high))
         return this.runLookup(rid, this.protocol.router.findNeighbors(rid, this.alpha), false, signal)
       }),
@@ -323,14 +349,18 @@ export class KademliaNode {
    */
   private scheduleRefresh(): void {
     const delay = this.refreshMs * (0.5 + Math.random())
-    this.refreshTimer = setTimeout(() => {
-      if (this.state !== 'listening') return
-      void this.refreshNow()
-        .catch(() => {})
-        .finally(() => {
-          if (this.state === 'listening') this.scheduleRefresh()
-        })
-    }, delay).unref()
+    this.refreshTimer = this.clock.setTimeout(
+      () => {
+        if (this.state !== 'listening') return
+        void this.refreshNow()
+          .catch(() => {})
+          .finally(() => {
+            if (this.state === 'listening') this.scheduleRefresh()
+          })
+      },
+      delay,
+      false,
+    )
   }
 
   /** Writes ksize, alpha, id and neighbours as JSON (Python's save_state, which pickles them). */
@@ -378,7 +408,7 @@ export class KademliaNode {
     if (this.state === 'closed') return
     const wasListening = this.state === 'listening'
     this.state = 'closed'
-    clearTimeout(this.refreshTimer)
+    this.clock.clearTimeout(this.refreshTimer)
     clearInterval(this.saveTimer)
     if (wasListening) await this.transport.close()
   }
@@ -399,7 +429,7 @@ export class KademliaNode {
     if (timeout === undefined) return body(signal)
     const controller = new AbortController()
     const expired = new KademliaTimeoutError(timeout)
-    const timer = setTimeout(() => controller.abort(expired), Math.min(timeout * 1000, 2 ** 31 - 1))
+    const timer = this.clock.setTimeout(() => controller.abort(expired), timeout * 1000, true)
     const onAbort = () => controller.abort(signal!.reason)
     signal?.addEventListener('abort', onAbort, { once: true })
     try {
@@ -409,7 +439,7 @@ export class KademliaNode {
       if (err instanceof KademliaAbortError && err.cause === expired) throw expired
       throw err
     } finally {
-      clearTimeout(timer)
+      this.clock.clearTimeout(timer)
       signal?.removeEventListener('abort', onAbort)
     }
   }
@@ -419,7 +449,7 @@ export class KademliaNode {
     const state = new LookupState(
       target,
       { k: this.ksize, alpha: this.alpha, findValue, diversity: this.diversity, ...this.limits },
-      (c) => health.recentlyFailed(c, performance.now()),
+      (c) => health.recentlyFailed(c, this.clock.now()),
     )
     state.push(peers, 1)
     const result = lookupChannel.hasSubscribers
@@ -438,7 +468,7 @@ export class KademliaNode {
 /** Every KademliaNodeOptions key: anything else is a typo, refused with the nearest of these. */
 const NODE_OPTIONS = [
   'ksize', 'alpha', 'nodeId', 'backend', 'waitTimeout', 'refreshInterval', 'ttl', 'maxKeys', 'maxLookupRounds',
-  'maxLookupCalls', 'maxBodySize', 'rpc', 'diversity', 'transport',
+  'maxLookupCalls', 'maxBodySize', 'rpc', 'diversity', 'transport', 'clock',
 ] as const satisfies readonly (keyof KademliaNodeOptions)[]
 
 /** diagnostics_channel: every lookup, with `{ target, kind, rounds, calls }` (rounds and calls set at the end). */

@@ -1,4 +1,5 @@
 import type { Address, CallResult, Handler } from '../protocol'
+import type { Clock } from './clock'
 import { Contact } from './contact'
 import type { DiversityBounds } from './diversity'
 import { KademliaArgumentError } from './errors'
@@ -32,9 +33,10 @@ export class KademliaProtocol {
     private readonly transport: KademliaTransport,
     readonly health: PeerHealth,
     diversity: DiversityBounds,
+    readonly clock: Clock,
   ) {
     this.selfId = self.id
-    this.router = new RoutingTable(self.key, ksize, (head) => this.pingHead(head), diversity)
+    this.router = new RoutingTable(self.key, ksize, (head) => this.pingHead(head), diversity, () => clock.now())
   }
 
   /** The handlers to serve, named as on the wire (Python's rpc_* methods). */
@@ -142,7 +144,7 @@ export class KademliaProtocol {
 
   /** A call, timed for PeerHealth: an answer is a round-trip sample, a timeout a failure. */
   private async call(peer: Contact, name: string, args: unknown[], options?: KademliaCallOptions): Promise<CallResult<unknown>> {
-    const sent = performance.now()
+    const sent = this.clock.now()
     let result: CallResult<unknown>
     try {
       result = await this.transport.call(peer.address, name, args, options)
@@ -150,8 +152,8 @@ export class KademliaProtocol {
       // only local failures reject (the node is closed); the lookup just ends
       return [false, null, { code: 'closed', message: err instanceof Error ? err.message : String(err) }]
     }
-    if (result[0]) this.health.answered(peer, performance.now() - sent)
-    else if (result[2].code === 'timeout') this.health.failed(peer, performance.now())
+    if (result[0]) this.health.answered(peer, this.clock.now() - sent)
+    else if (result[2].code === 'timeout') this.health.failed(peer, this.clock.now())
     return result
   }
 

@@ -1,5 +1,6 @@
 import type { Address } from '../protocol'
 import { compareContacts, type Contact } from './contact'
+import { systemClock } from './clock'
 import { DEFAULT_DIVERSITY, fitsAmong, type DiversityBounds } from './diversity'
 import { ID_BYTES, ID_SPACE, bigIntToKey, keyHead, sharedPrefixBits, type IdKey } from './ids'
 
@@ -12,7 +13,8 @@ export class KBucket {
   /** Contacts, oldest first (a Map keeps insertion order, like Python's OrderedDict). */
   readonly nodes = new Map<IdKey, Contact>()
   readonly replacements = new Map<IdKey, Contact>()
-  lastUpdated = performance.now()
+  /** When a lookup last went through its range (ms, the node's clock). */
+  lastUpdated: number
   /** The range's ends as IdKeys, which compare in id order. */
   readonly lowKey: IdKey
   readonly highKey: IdKey
@@ -26,7 +28,9 @@ export class KBucket {
     readonly ksize: number,
     readonly maxReplacements: number,
     readonly diversity: DiversityBounds,
+    createdAt: number,
   ) {
+    this.lastUpdated = createdAt
     this.lowKey = bigIntToKey(low)
     this.highKey = bigIntToKey(high)
     this.prefixBits = ID_BYTES * 8 + 1 - (high - low + 1n).toString(2).length
@@ -44,8 +48,8 @@ export class KBucket {
     return false
   }
 
-  touch(): void {
-    this.lastUpdated = performance.now()
+  touch(now: number): void {
+    this.lastUpdated = now
   }
 
   hasInRange(key: IdKey): boolean {
@@ -95,8 +99,8 @@ export class KBucket {
 
   split(): [KBucket, KBucket] {
     const mid = (this.low + this.high) / 2n
-    const one = new KBucket(this.low, mid, this.ksize, this.maxReplacements, this.diversity)
-    const two = new KBucket(mid + 1n, this.high, this.ksize, this.maxReplacements, this.diversity)
+    const one = new KBucket(this.low, mid, this.ksize, this.maxReplacements, this.diversity, this.lastUpdated)
+    const two = new KBucket(mid + 1n, this.high, this.ksize, this.maxReplacements, this.diversity, this.lastUpdated)
     for (const c of [...this.nodes.values(), ...this.replacements.values()]) (c.key <= one.highKey ? one : two).add(c)
     return [one, two]
   }
@@ -118,6 +122,9 @@ export class KBucket {
   }
 }
 
+/** A bucket's replacement cache holds this many times ksize contacts. */
+const REPLACEMENT_FACTOR = 5
+
 /**
  * The routing table (Python's kademlia.routing.RoutingTable): buckets that
  * split when full if they hold this node's own id or their depth is not a
@@ -135,13 +142,14 @@ export class RoutingTable {
     readonly ksize: number,
     private readonly pingHead: (head: Contact) => void,
     private readonly diversity: DiversityBounds = DEFAULT_DIVERSITY,
-    private readonly replacementFactor = 5,
+    /** The node's clock (ms). */
+    private readonly now: () => number = systemClock.now,
   ) {
     this.buckets = [this.newBucket(0n, ID_SPACE - 1n)]
   }
 
   private newBucket(low: bigint, high: bigint) {
-    return new KBucket(low, high, this.ksize, this.ksize * this.replacementFactor, this.diversity)
+    return new KBucket(low, high, this.ksize, this.ksize * REPLACEMENT_FACTOR, this.diversity, this.now())
   }
 
   /** The index of the bucket whose range holds `key` (ranges are inclusive; Python's `<` misplaces each range's top id). */
@@ -184,7 +192,11 @@ export class RoutingTable {
       const index = this.bucketIndex(contact.key)
       const bucket = this.buckets[index]
       const outcome = bucket.add(contact)
-      if (outcome === 'added') return true
+      if (outcome === 'added') {
+        // BEP 5's freshness: a bucket is fresh while its contacts are heard from, not only while lookups pass through it
+        bucket.touch(this.now())
+        return true
+      }
       if (outcome === 'refused') {
         this.diversityRefused++
         return false
@@ -217,7 +229,7 @@ export class RoutingTable {
   findNeighbors(target: IdKey, k = this.ksize, exclude?: Address): Contact[] {
     if (k <= 0) return []
     const home = this.bucketIndex(target)
-    this.buckets[home].touch()
+    this.buckets[home].touch(this.now())
     const th = keyHead(target)
     const out: Contact[] = []
     for (let step = 0; step < 2 * this.buckets.length; step++) {
@@ -264,7 +276,7 @@ export class RoutingTable {
 
   /** Buckets with no lookup in their range for `ageMs` (Python's lonely_buckets, there fixed at an hour). */
   lonelyBuckets(ageMs: number): KBucket[] {
-    const before = performance.now() - ageMs
+    const before = this.now() - ageMs
     return this.buckets.filter((b) => b.lastUpdated < before)
   }
 

@@ -1,9 +1,10 @@
+import { systemClock } from './clock'
 import type { IdKey } from './ids'
 import type { KademliaValue } from './values'
 
 interface Entry {
   value: KademliaValue
-  /** When it was stored (performance.now() ms). */
+  /** When it was stored (ms, the node's clock). */
   at: number
 }
 
@@ -18,13 +19,18 @@ export class ForgetfulStorage {
   constructor(
     readonly ttlSeconds = 604800,
     readonly maxKeys = 65536,
+    private readonly now: () => number = systemClock.now,
   ) {}
 
   set(key: IdKey, value: KademliaValue): void {
     this.data.delete(key)
-    this.data.set(key, { value: Buffer.isBuffer(value) ? unpooled(value) : value, at: performance.now() })
+    this.data.set(key, { value: Buffer.isBuffer(value) ? unpooled(value) : value, at: this.now() })
     while (this.data.size > this.maxKeys) this.data.delete(this.data.keys().next().value!)
     this.cull()
+  }
+
+  delete(key: IdKey): void {
+    this.data.delete(key)
   }
 
   get(key: IdKey): KademliaValue | undefined {
@@ -34,7 +40,7 @@ export class ForgetfulStorage {
 
   /** Entries stored at least `seconds` ago, oldest first (Python's iter_older_than). */
   olderThan(seconds: number): Array<[IdKey, KademliaValue]> {
-    const before = performance.now() - seconds * 1000
+    const before = this.now() - seconds * 1000
     const out: Array<[IdKey, KademliaValue]> = []
     for (const [k, e] of this.data) {
       if (e.at > before) break
@@ -54,7 +60,7 @@ export class ForgetfulStorage {
   }
 
   private cull(): void {
-    const before = performance.now() - this.ttlSeconds * 1000
+    const before = this.now() - this.ttlSeconds * 1000
     for (const [k, e] of this.data) {
       if (e.at > before) break
       this.data.delete(k)
