@@ -8,7 +8,7 @@ import { tracingChannel } from 'node:diagnostics_channel'
 import { KademliaAbortError, KademliaNode, KademliaStateError, KademliaTimeoutError, type Address } from '../src/kademlia'
 import { Contact } from '../src/kademlia/contact'
 import { DEFAULT_DIVERSITY, NO_DIVERSITY } from '../src/kademlia/diversity'
-import { FAILURE_MEMORY_MS, INITIAL_TIMEOUT_MS, MIN_TIMEOUT_MS, PeerHealth } from '../src/kademlia/health'
+import { FAILURE_MEMORY_MS, INITIAL_TIMEOUT_MS, MIN_TIMEOUT_MS, PEER_MEMORY_MS, PeerHealth } from '../src/kademlia/health'
 import { toKey } from '../src/kademlia/ids'
 import { LookupState, type Query } from '../src/kademlia/lookup'
 import { SimNetwork, waitFor } from './helpers/kademlia-sim'
@@ -56,12 +56,37 @@ test('a call past its timeout is passed over: its slot goes to the next candidat
   t.deepEqual(s.next(102, fixed), [])
   t.false(s.done, '0 is in flight')
   s.answered(q0, { nodes: [] })
-  t.deepEqual(s.next(103, fixed), [], '5 is not among the 4 nearest live ones: 0, 1 (late), 3, 4')
+  // nothing else to ask: 2, passed over once and nearer than 4, is asked once more (a lost datagram is not death)
+  const again = s.next(103, fixed)
+  t.deepEqual(again.map((q) => [q.peer.port - 4000, q.attempt, q.passAt]), [[2, 2, 303]], 'twice the timeout')
+  t.false(s.done)
+  t.is(s.expire(302, () => {}), 303)
+  t.is(s.expire(303, () => {}), undefined)
+  t.deepEqual(s.next(303, fixed), [], 'no third chance; 5 is not among the 4 nearest live ones: 0, 1 (late), 3, 4')
   t.true(s.done, 'done without waiting for 2')
   const r = s.result()
   t.deepEqual(r.nodes.map((c) => c.port - 4000), [0, 1, 3, 4])
-  t.is(r.passedOver, 2)
-  t.is(r.calls, 5)
+  t.is(r.passedOver, 3)
+  t.is(r.calls, 6)
+})
+
+test('a second chance that answers puts its peer back among the nearest; the first late answer and the second count once', (t) => {
+  const s = new LookupState(TARGET, { ...config, k: 2 }, () => false)
+  s.push([at(1), at(2)], 1)
+  const [q1, q2] = s.next(0, fixed)
+  s.answered(q2, { nodes: [] })
+  s.expire(100, () => {})
+  const [retry] = s.next(100, fixed)
+  t.is(retry.peer, q1.peer)
+  t.is(retry.attempt, 2)
+  s.answered(q1, { nodes: [at(0)] }) // the first attempt's late answer
+  s.answered(retry, { nodes: [at(0)] }) // and the second's: already answered, ignored
+  const [q0] = s.next(101, fixed)
+  t.is(q0.peer.port, 4000)
+  s.answered(q0, { nodes: [] })
+  t.deepEqual(s.next(102, fixed), [])
+  t.true(s.done)
+  t.deepEqual(s.result().nodes.map((c) => c.port - 4000), [0, 1])
 })
 
 test('the lookup is done once the k nearest live candidates answered: calls to farther ones are not waited for', (t) => {
@@ -104,7 +129,7 @@ test('a value lookup ends at the first value', (t) => {
 })
 
 test('PeerHealth: 1 s before any sample, then srtt + 4 rttvar per peer (the network estimate for others), floored and capped', (t) => {
-  const h = new PeerHealth(5000)
+  const h = new PeerHealth(5000, () => 0)
   const a = at(1)
   const b = at(2)
   t.is(h.timeoutFor(a), INITIAL_TIMEOUT_MS)
@@ -117,20 +142,43 @@ test('PeerHealth: 1 s before any sample, then srtt + 4 rttvar per peer (the netw
   t.is(h.timeoutFor(b), 5000, 'never past the ceiling')
 })
 
-test('PeerHealth: a failed or passed-over peer counts as recently failed until it answers or the memory runs out', (t) => {
-  const h = new PeerHealth(5000)
+test('PeerHealth: a peer that missed two calls in a row counts as recently failed until it answers or the memory runs out', (t) => {
+  const h = new PeerHealth(5000, () => 0)
   const a = at(1)
   t.false(h.recentlyFailed(a, 0))
-  h.failed(a, 1000)
-  t.true(h.recentlyFailed(a, 1000 + FAILURE_MEMORY_MS - 1))
-  t.false(h.recentlyFailed(a, 1000 + FAILURE_MEMORY_MS))
-  h.slow(a, 2000)
-  t.true(h.recentlyFailed(a, 2001))
+  h.failed(a, 1000, 0)
+  t.false(h.recentlyFailed(a, 1000), 'one miss (a lost datagram) is not enough')
+  h.failed(a, 2000, 1500)
+  t.true(h.recentlyFailed(a, 2000 + FAILURE_MEMORY_MS - 1))
+  t.false(h.recentlyFailed(a, 2000 + FAILURE_MEMORY_MS))
   h.answered(a, 5)
-  t.false(h.recentlyFailed(a, 2002))
-  h.failed(a, 3000)
-  h.heardFrom(a)
+  h.slow(a, 3000)
   t.false(h.recentlyFailed(a, 3001))
+  // the same call passed over at 3000 and timing out at 7000 is one miss
+  h.failed(a, 7000, 2900)
+  t.false(h.recentlyFailed(a, 7001))
+  h.slow(a, 8000)
+  t.true(h.recentlyFailed(a, 8001), 'a second call passed over')
+  h.answered(a, 5)
+  t.false(h.recentlyFailed(a, 8002))
+  h.failed(a, 9000, 8500)
+  h.failed(a, 9500, 9000)
+  t.true(h.recentlyFailed(a, 9501))
+  h.heardFrom(a)
+  t.false(h.recentlyFailed(a, 9502))
+})
+
+test('PeerHealth forgets a peer not called for PEER_MEMORY_MS, so it holds what a node calls now, not every address it ever called', (t) => {
+  let now = 0
+  const h = new PeerHealth(5000, () => now)
+  for (let i = 0; i < 100; i++) h.answered(at(i), 20)
+  t.is(h.size, 100)
+  now = PEER_MEMORY_MS / 2
+  h.answered(at(0), 20) // 0 is called again
+  now = PEER_MEMORY_MS + 1
+  h.answered(at(200), 20)
+  t.is(h.size, 2, 'the 99 idle for an hour are gone; 0 and 200 stay')
+  t.is(h.timeoutFor(at(0)), 50, 'the one called again keeps its estimate (two samples of 20: srtt 20, rttvar 7.5)')
 })
 
 async function simPair(net: SimNetwork) {

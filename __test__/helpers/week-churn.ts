@@ -5,8 +5,8 @@
  * - Sessions are heavy-tailed (Lomax, shape 1.5, mean `meanSessionHours`);
  *   the first nodes draw the stationary residual life, so the network starts
  *   in its steady state. Each node that leaves, unannounced, is replaced at
- *   once by a new one joining through a random live node: with a 36 h mean,
- *   about two thirds of the network is replaced each day.
+ *   once by a new one joining through a random live node: with a 48 h mean,
+ *   about half of the network is replaced each day (the issue's rate).
  * - `keys` keys are set once, at the start, and never again by the test: only
  *   the nodes' republish and welcome rules keep them.
  * - Every hour, `lookups` lookups of random targets and `gets` gets of stored
@@ -85,7 +85,7 @@ export const WEEK_DEFAULTS: WeekOptions = {
   keys: 100,
   lookups: 40,
   gets: 40,
-  meanSessionHours: 36,
+  meanSessionHours: 48,
   partitionHour: 84,
   loss: 0.01,
 }

@@ -48,6 +48,8 @@ export interface Query {
   readonly hop: number
   /** When the lookup stops waiting for it (ms on the caller's clock). */
   readonly passAt: number
+  /** 1, or 2 for the one second chance a candidate among the k nearest gets. */
+  readonly attempt: number
   state: typeof ACTIVE | typeof SLOW | typeof ANSWERED | typeof FAILED
 }
 
@@ -63,6 +65,12 @@ export interface Query {
  *   rttvar, waitTimeout the ceiling) is passed over: it leaves the k nearest
  *   and frees its slot, and its answer is still used if it comes before the
  *   lookup ends.
+ * - When nothing else is left to ask, the `alpha` nearest candidates that
+ *   failed or were passed over once are asked once more, together: a lost
+ *   datagram must not drop the node nearest the target from the answer (at 1 %
+ *   loss each way it did in about 2 % of lookups in the simulated week). The
+ *   second attempt waits twice the timeout. Dead ones cost one more (double)
+ *   timeout at the end, not one each.
  * - It ends when each of the k nearest candidates that are neither failed nor
  *   passed over has answered, at the first value found (value lookups; Python
  *   waits for the round and takes the most common value), or at a limit.
@@ -134,9 +142,13 @@ export class LookupState {
     const { k, maxCalls, maxRounds } = this.config
     const parallel = this.stalled ? k : this.config.alpha
     let visible = 0
+    const secondChances: Contact[] = []
     for (const c of this.all) {
       const q = this.queries.get(c)
-      if (q !== undefined && (q.state === SLOW || q.state === FAILED)) continue
+      if (q !== undefined && (q.state === SLOW || q.state === FAILED)) {
+        if (q.attempt === 1 && secondChances.length < this.config.alpha) secondChances.push(c)
+        continue
+      }
       if (++visible > k) break
       if (q !== undefined) {
         if (q.state === ACTIVE) this.waiting++
@@ -149,19 +161,38 @@ export class LookupState {
       }
       // a call to a candidate that has fallen out of the k nearest no longer holds a slot
       if (this.waiting >= parallel) break
-      const query: Query = { peer: c, hop, passAt: now + timeoutFor(c), state: ACTIVE }
-      this.queries.set(c, query)
-      this.waiting++
-      this.calls++
-      if (hop > this.rounds) this.rounds = hop
-      out.push(query)
+      out.push(this.ask(c, hop, 1, now, timeoutFor))
     }
+    // the lookup would end: the alpha nearest that missed once (and have not missed twice, here or elsewhere) are asked again
+    if (out.length === 0 && this.waiting === 0)
+      for (const c of secondChances) {
+        if (this.calls >= maxCalls) {
+          this.cut = true
+          break
+        }
+        if (!this.skip(c)) out.push(this.ask(c, this.hops.get(c)!, 2, now, timeoutFor))
+      }
     return out
+  }
+
+  private ask(c: Contact, hop: number, attempt: number, now: number, timeoutFor: (c: Contact) => number): Query {
+    // a second chance waits twice as long (TCP's backoff): a peer passed over because its timeout was the
+    // network's estimate, not its own, is often still answering the first attempt
+    const query: Query = { peer: c, hop, attempt, passAt: now + timeoutFor(c) * attempt, state: ACTIVE }
+    this.queries.set(c, query)
+    this.waiting++
+    this.calls++
+    if (hop > this.rounds) this.rounds = hop
+    return query
   }
 
   /** `q` was answered (undefined: malformed, which counts as failed). */
   answered(q: Query, reply: FindReply): void {
     if (reply === undefined) return this.failed(q)
+    // the first attempt's late answer may come after the second was sent: the first answer of the two counts
+    const current = this.queries.get(q.peer)!
+    if (current.state === ANSWERED) return
+    current.state = ANSWERED
     q.state = ANSWERED
     if ('value' in reply) {
       this.values.push(reply.value)

@@ -153,7 +153,7 @@ export class KademliaProtocol {
       return [false, null, { code: 'closed', message: err instanceof Error ? err.message : String(err) }]
     }
     if (result[0]) this.health.answered(peer, this.clock.now() - sent)
-    else if (result[2].code === 'timeout') this.health.failed(peer, this.clock.now())
+    else if (result[2].code === 'timeout') this.health.failed(peer, this.clock.now(), sent)
     return result
   }
 
