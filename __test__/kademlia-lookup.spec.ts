@@ -255,7 +255,8 @@ test('rpcudp:kademlia:lookup traces every lookup with { target, kind, rounds, ca
   t.teardown(() => Promise.all([a.node.close(), b.node.close()]))
   const seen: any[] = []
   const channel = tracingChannel('rpcudp:kademlia:lookup')
-  const handlers = { start() {}, end() {}, asyncStart() {}, error() {}, asyncEnd: (ctx: unknown) => seen.push(ctx) }
+  // only this test's two nodes: the channel is process-wide, and other tests in this file look up concurrently
+  const handlers = { start() {}, end() {}, asyncStart() {}, error() {}, asyncEnd: (ctx: any) => (ctx.node === a.node || ctx.node === b.node) && seen.push(ctx) }
   channel.subscribe(handlers)
   t.teardown(() => channel.unsubscribe(handlers))
   await a.node.set('traced', 1)
@@ -269,4 +270,15 @@ test('rpcudp:kademlia:lookup traces every lookup with { target, kind, rounds, ca
 test('an unknown KademliaNode option is refused with the nearest valid name', (t) => {
   t.throws(() => new KademliaNode({ waitTimeot: 5 } as any), { code: 'ERR_RPC_INVALID_ARGUMENT', message: /"waitTimeot".*"waitTimeout"/ })
   t.throws(() => new KademliaNode({ divrsity: false } as any), { message: /"diversity"/ })
+})
+
+test('a clock must be a Clock, and findNode takes a 20-byte id', async (t) => {
+  t.throws(() => new KademliaNode({ clock: { now: () => 0 } } as any), { code: 'ERR_KAD_INVALID_ARGUMENT', message: /clock/ })
+  const net = new SimNetwork(7)
+  const [a, b] = await simPair(net)
+  await t.throwsAsync(a.node.findNode(Buffer.alloc(19)), { code: 'ERR_KAD_INVALID_ARGUMENT', message: /20-byte/ })
+  // b joined through a, so it knows a
+  const found = await b.node.findNode(net.id())
+  t.deepEqual(found.map((n) => [n.ip, n.port]), [a.address], 'the one other node')
+  await Promise.all([a.node.close(), b.node.close()])
 })

@@ -506,10 +506,10 @@ export class KademliaNode {
   }
 }
 
-/** Every KademliaNodeOptions key: anything else is a typo, refused with the nearest of these. */
 /** When an unanswered bootstrap ping is sent again, ms after the first. */
 const BOOTSTRAP_RETRIES_MS = [1000, 2500]
 
+/** Every KademliaNodeOptions key: anything else is a typo, refused with the nearest of these. */
 const NODE_OPTIONS = [
   'ksize', 'alpha', 'nodeId', 'backend', 'waitTimeout', 'refreshInterval', 'ttl', 'maxKeys', 'maxLookupRounds',
   'maxLookupCalls', 'maxBodySize', 'rpc', 'diversity', 'transport', 'clock',
