@@ -12,8 +12,8 @@ const { runWeek } = require('../__test__/helpers/week-churn.ts')
 const [nodes = 1000, days = 7, lookups = 100, gets = 100] = process.argv.slice(2).map(Number)
 const started = performance.now()
 runWeek({ nodes, days, lookups, gets }, (line) => {
-  // hours are summarised per day below; setup, days and call counts go out as they come
-  if (!line.startsWith('hour ')) process.stderr.write(line + '\n')
+  // every line goes out as it comes, so a run cut short still shows its hours
+  process.stderr.write(line + '\n')
 }).then((r) => {
   const pct = (a, b) => (b === 0 ? 100 : (100 * a) / b)
   const byDay = r.days.map((d) => {
