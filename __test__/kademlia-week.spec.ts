@@ -1,6 +1,6 @@
 /**
  * A week of churn on simulated time (issue 20), in npm test at 100 nodes; the
- * 1 000-node run is bench/week-churn.cjs (about 2 minutes per simulated day
+ * 1 000-node run is bench/week-churn.cjs (about 15 minutes per simulated day
  * here, too slow for the suite). The scenario is __test__/helpers/week-churn.ts:
  * heavy-tailed sessions replacing about half the nodes a day, 1 % loss each
  * way, a one-hour partition into two halves.
