@@ -8,6 +8,17 @@
 import test from 'ava'
 import { runWeek } from './helpers/week-churn'
 
+test('a simulated run repeats exactly for its seed (so the week below passes or fails the same way every time)', async (t) => {
+  t.timeout(120_000)
+  const small = { nodes: 20, days: 1, keys: 20, lookups: 20, gets: 20, partitionHour: 12 }
+  const [a, b] = [await runWeek(small), await runWeek(small)]
+  t.is(a.calls, b.calls)
+  t.deepEqual(a.hours, b.hours)
+  t.true(a.hours.some((h) => h.left > 0), 'nodes came and went')
+  const other = await runWeek({ ...small, seed: 21 })
+  t.not(other.calls, a.calls, 'another seed, another run')
+})
+
 test('a simulated week of churn: every hour, lookups find the nearest live node and gets find every key; memory stays bounded', async (t) => {
   t.timeout(600_000)
   // 100 lookups and 100 gets an hour, so that one miss in an hour is 1 %, not 2.5 %

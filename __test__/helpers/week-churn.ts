@@ -18,7 +18,8 @@
  *   cannot reach each other; then it heals.
  * - At the end of each day the heap is measured after a full collection.
  *
- * Seeded: topology, sessions, latencies, loss and the work repeat per seed.
+ * Seeded: topology, sessions, latencies, loss, the nodes' refreshes and the
+ * work repeat per seed, so a run repeats exactly.
  *
  *   node --import=tsx --expose-gc __test__/helpers/week-churn.ts [nodes] [days]   (prints the report as JSON)
  */
@@ -123,7 +124,7 @@ export async function runWeek(given: Partial<WeekOptions> = {}, log: (line: stri
     const transport = net.transport()
     const key = transport.address.join(':')
     sides.set(key, side)
-    const node = new KademliaNode({ nodeId: net.id(), transport, clock })
+    const node = new KademliaNode({ nodeId: net.id(), transport, clock, random })
     const address = await node.listen()
     const peer: Peer = { node, address, id: BigInt('0x' + node.id.toString('hex')), upAt: Infinity, side }
     live.set(key, peer)

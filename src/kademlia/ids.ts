@@ -72,9 +72,10 @@ export function sharedPrefixBits(a: IdKey, b: IdKey): number {
   return ID_BYTES * 8
 }
 
-/** A uniformly random id in [low, high] (both inclusive), for refreshing a bucket. */
-export function randomIdInRange(low: bigint, high: bigint): Buffer {
+/** A uniformly random id in [low, high] (both inclusive), for refreshing a bucket; from `random` if given, else node:crypto. */
+export function randomIdInRange(low: bigint, high: bigint, random?: () => number): Buffer {
   const span = high - low + 1n
-  const r = BigInt('0x' + randomBytes(ID_BYTES + 8).toString('hex')) % span
+  const bytes = random === undefined ? randomBytes(ID_BYTES + 8) : Buffer.from(Array.from({ length: ID_BYTES + 8 }, () => Math.floor(random() * 256)))
+  const r = BigInt('0x' + bytes.toString('hex')) % span
   return fromKey(bigIntToKey(low + r))
 }

@@ -58,6 +58,12 @@ export interface KademliaNodeOptions {
   transport?: KademliaTransport
   /** Read time and set timers on this clock instead of the system's (simulated-time runs, with `transport`). */
   clock?: Clock
+  /**
+   * Uniform numbers in [0, 1) for the refresh jitter and the ids refreshes look
+   * up, instead of Math.random and node:crypto: a seeded one makes a simulated
+   * run repeat exactly.
+   */
+  random?: () => number
 }
 
 /** Options of every operation that goes to the network, as RPCProtocol's callRemote takes them. */
@@ -134,6 +140,7 @@ export class KademliaNode {
   private readonly counters = { lookups: 0, lookupRounds: 0, lookupCalls: 0, lookupsCut: 0, lookupPassedOver: 0, lookupSkipped: 0 }
   private readonly clock: Clock
   private readonly waitMs: number
+  private readonly random: (() => number) | undefined
   /** The addresses last given to bootstrap(): a node whose table empties joins through them again. */
   private seeds: Address[] = []
   private refreshTimer?: ClockTimer
@@ -150,6 +157,8 @@ export class KademliaNode {
     this.id = options.nodeId === undefined ? randomId() : Buffer.from(options.nodeId)
     this.self = Contact.fromId(this.id, '', 0)
     if (options.clock !== undefined && !isClock(options.clock)) throw new KademliaArgumentError('clock must have now, setTimeout and clearTimeout functions')
+    if (options.random !== undefined && typeof options.random !== 'function') throw new KademliaArgumentError('random must be a function returning numbers in [0, 1)')
+    this.random = options.random
     this.clock = options.clock ?? systemClock
     const now = () => this.clock.now()
     this.refreshMs = positiveSeconds('refreshInterval', options.refreshInterval, 3600) * 1000
@@ -371,7 +380,7 @@ export class KademliaNode {
         // is fresh) or leaves (its newest replacement takes its place), one call where a lookup costs k or more
         const head = b.head()
         if (b.nodes.size >= this.ksize && head !== undefined) return this.protocol.callPing(head)
-        const rid = toKey(randomIdInRange(b.low, b.high))
+        const rid = toKey(randomIdInRange(b.low, b.high, this.random))
         return this.runLookup(rid, this.protocol.router.findNeighbors(rid, this.alpha), false, signal)
       }),
     )
@@ -389,7 +398,7 @@ export class KademliaNode {
    * others, having just received it, skip it.
    */
   private scheduleRefresh(): void {
-    const delay = this.refreshMs * (0.5 + Math.random())
+    const delay = this.refreshMs * (0.5 + (this.random ?? Math.random)())
     this.refreshTimer = this.clock.setTimeout(
       () => {
         if (this.state !== 'listening') return
@@ -512,7 +521,7 @@ const BOOTSTRAP_RETRIES_MS = [1000, 2500]
 /** Every KademliaNodeOptions key: anything else is a typo, refused with the nearest of these. */
 const NODE_OPTIONS = [
   'ksize', 'alpha', 'nodeId', 'backend', 'waitTimeout', 'refreshInterval', 'ttl', 'maxKeys', 'maxLookupRounds',
-  'maxLookupCalls', 'maxBodySize', 'rpc', 'diversity', 'transport', 'clock',
+  'maxLookupCalls', 'maxBodySize', 'rpc', 'diversity', 'transport', 'clock', 'random',
 ] as const satisfies readonly (keyof KademliaNodeOptions)[]
 
 /** diagnostics_channel: every lookup, with `{ target, kind, rounds, calls }` (rounds and calls set at the end). */
