@@ -272,8 +272,9 @@ test('an unknown KademliaNode option is refused with the nearest valid name', (t
   t.throws(() => new KademliaNode({ divrsity: false } as any), { message: /"diversity"/ })
 })
 
-test('a clock must be a Clock, and findNode takes a 20-byte id', async (t) => {
+test('a clock must be a Clock, random a function, and findNode takes a 20-byte id', async (t) => {
   t.throws(() => new KademliaNode({ clock: { now: () => 0 } } as any), { code: 'ERR_KAD_INVALID_ARGUMENT', message: /clock/ })
+  t.throws(() => new KademliaNode({ random: 0.5 } as any), { code: 'ERR_KAD_INVALID_ARGUMENT', message: /random must be a function/ })
   const net = new SimNetwork(7)
   const [a, b] = await simPair(net)
   await t.throwsAsync(a.node.findNode(Buffer.alloc(19)), { code: 'ERR_KAD_INVALID_ARGUMENT', message: /20-byte/ })
