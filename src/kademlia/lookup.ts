@@ -48,7 +48,7 @@ export interface Query {
   readonly hop: number
   /** When the lookup stops waiting for it (ms on the caller's clock). */
   readonly passAt: number
-  /** 1, or 2 for the one second chance a candidate among the k nearest gets. */
+  /** 1, or 2 for the one second chance the alpha nearest candidates that missed once get. */
   readonly attempt: number
   state: typeof ACTIVE | typeof SLOW | typeof ANSWERED | typeof FAILED
 }

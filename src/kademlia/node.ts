@@ -274,9 +274,11 @@ export class KademliaNode {
         this.transport.call(address, 'ping', [this.id], options).then(
           (result) => {
             open--
+            if (done) return // another attempt settled it: a late answer is neither used nor counted
             if (result[0]) {
-              if (!isNodeId(result[1])) this.protocol.counters.malformedReplies++
-              return settle(isNodeId(result[1]) ? result[1] : undefined)
+              const id = isNodeId(result[1]) ? result[1] : undefined
+              if (id === undefined) this.protocol.counters.malformedReplies++
+              return settle(id)
             }
             // only silence is worth asking again; an error answer or an abort is final
             if (result[2].code !== 'timeout' || (open === 0 && sent > retries.length)) settle(undefined)

@@ -13,7 +13,7 @@ export class KBucket {
   /** Contacts, oldest first (a Map keeps insertion order, like Python's OrderedDict). */
   readonly nodes = new Map<IdKey, Contact>()
   readonly replacements = new Map<IdKey, Contact>()
-  /** When a lookup last went through its range (ms, the node's clock). */
+  /** When a lookup last went through its range, or a contact in it was added or seen again (ms, the node's clock). */
   lastUpdated: number
   /** The range's ends as IdKeys, which compare in id order. */
   readonly lowKey: IdKey
