@@ -5,6 +5,7 @@ import { Decoder, Encoder } from '../src/codec'
 import { Contact } from '../src/kademlia/contact'
 import { decodeNeighbours, encodeNeighbours, newWireCounters, parseFindReply, parseNeighbour } from '../src/kademlia/wire'
 import { toKey } from '../src/kademlia/ids'
+import { IPV4, IPV6 } from '../src/kademlia/reach'
 
 const id = fc.uint8Array({ minLength: 20, maxLength: 20 }).map((b) => Buffer.from(b))
 const ip = fc.oneof(fc.ipV4(), fc.ipV6(), fc.constantFrom('not an ip', ''))
@@ -41,8 +42,8 @@ test('decodeNeighbours then parseFindReply gives the contacts and counters the g
       const self = Contact.fromId(Buffer.alloc(20), '127.0.0.1', 1).key
       const fast = newWireCounters()
       const slow = newWireCounters()
-      const a = parseFindReply(decodeNeighbours(bytes, 0, len) ?? dec.decode(bytes, 0, len), ksize, self, fast, true)
-      const b = parseFindReply(dec.decode(bytes, 0, len), ksize, self, slow, true)
+      const a = parseFindReply(decodeNeighbours(bytes, 0, len) ?? dec.decode(bytes, 0, len), ksize, self, IPV4 | IPV6, fast, true)
+      const b = parseFindReply(dec.decode(bytes, 0, len), ksize, self, IPV4 | IPV6, slow, true)
       t.deepEqual(a, b)
       t.deepEqual(fast, slow)
     }),
@@ -74,7 +75,7 @@ test('an empty ip is never a neighbour, whatever was cached before (the caches s
   const body = new Encoder(256)
   const len = body.encode([[Buffer.alloc(20, 2), '', 7]])
   const decoded = decodeNeighbours(Buffer.from(body.bytes.subarray(0, len)), 0, len)
-  const reply = parseFindReply(decoded ?? [[Buffer.alloc(20, 2), '', 7]], 20, toKey(Buffer.alloc(20)), counters, false)
+  const reply = parseFindReply(decoded ?? [[Buffer.alloc(20, 2), '', 7]], 20, toKey(Buffer.alloc(20)), IPV4 | IPV6, counters, false)
   t.deepEqual(reply, { nodes: [] })
   t.is(counters.badNeighbours, 1)
 })

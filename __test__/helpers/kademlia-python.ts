@@ -14,7 +14,8 @@ export interface PyNode {
 
 /**
  * Python kademlia 2.2.3 Server instances in one Python process
- * (__test__/python/kad_nodes.py), each on its own port on 127.0.0.1.
+ * (__test__/python/kad_nodes.py), each on its own port on 127.0.0.1 or the
+ * interface startNodes names (`::1` for IPv6).
  * Values cross as JSON with bytes as {"$base64": ...}.
  */
 export class PythonKademlia {
@@ -76,8 +77,8 @@ export class PythonKademlia {
     })
   }
 
-  startNodes(count: number, ksize = 20, alpha = 3): Promise<PyNode[]> {
-    return this.command('start', { count, ksize, alpha })
+  startNodes(count: number, ksize = 20, alpha = 3, iface = '127.0.0.1'): Promise<PyNode[]> {
+    return this.command('start', { count, ksize, alpha, interface: iface })
   }
 }
 

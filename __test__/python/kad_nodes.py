@@ -1,14 +1,15 @@
 """
 Live Python kademlia 2.2.3 nodes for the Kademlia tests (__test__/helpers/kademlia-python.ts)
 and the benchmark: any number of kademlia.network.Server instances in one asyncio
-loop, each on its own UDP port on 127.0.0.1, driven over stdin/stdout.
+loop, each on its own UDP port on 127.0.0.1 (or the interface `start` names, e.g. ::1),
+driven over stdin/stdout.
 
 Control protocol: one JSON object per line.
   stdout, first line:  {"event": "ready"}
   stdin:               {"id": <n>, "cmd": "<name>", ...arguments}
   stdout:              {"id": <n>, "ok": true, "result": ...} | {"id": <n>, "ok": false, "error": "..."}
 Commands (run concurrently):
-  start {count, ksize?, alpha?}        -> [{"node": i, "port": p, "id": hex}, ...]
+  start {count, ksize?, alpha?, interface?} -> [{"node": i, "port": p, "id": hex}, ...]
   bootstrap {node, addrs: [[ip, port]]} -> [[id hex, ip, port], ...] (what Server.bootstrap returned)
   set {node, key, value}               -> bool (Server.set's own answer)
   get {node, key}                      -> the value, or null
@@ -43,11 +44,11 @@ def to_json(v):
     return v
 
 
-async def start(count, ksize=20, alpha=3):
+async def start(count, ksize=20, alpha=3, interface="127.0.0.1"):
     out = []
     for _ in range(count):
         server = Server(ksize=ksize, alpha=alpha)
-        await server.listen(0, "127.0.0.1")
+        await server.listen(0, interface)
         servers.append(server)
         port = server.transport.get_extra_info("sockname")[1]
         out.append({"node": len(servers) - 1, "port": port, "id": server.node.id.hex()})
@@ -62,7 +63,7 @@ async def bootstrap(node, addrs):
 async def run(msg):
     cmd = msg["cmd"]
     if cmd == "start":
-        return await start(msg["count"], msg.get("ksize", 20), msg.get("alpha", 3))
+        return await start(msg["count"], msg.get("ksize", 20), msg.get("alpha", 3), msg.get("interface", "127.0.0.1"))
     if cmd == "bootstrap":
         return await bootstrap(msg["node"], msg["addrs"])
     if cmd == "set":

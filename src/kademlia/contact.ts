@@ -2,6 +2,7 @@ import { Encoder } from '../codec'
 import type { Address } from '../protocol'
 import { sourceKey, subnetKey } from '../source-key'
 import { ID_BYTES, compareDistance, fromKey, keyHead, toKey, type IdKey } from './ids'
+import { familyOf } from './reach'
 
 /**
  * Another node as the routing table and lookups know it (Python's
@@ -11,6 +12,8 @@ import { ID_BYTES, compareDistance, fromKey, keyHead, toKey, type IdKey } from '
 export class Contact {
   /** keyHead(key): sorting by distance compares these first. */
   readonly head: number
+  /** IPV4 or IPV6 (reach.ts): answers and lookups test it against a socket's reach on every contact. */
+  readonly family: number
   private wire: Buffer | undefined
   private keys: ContactKeys | undefined
 
@@ -21,6 +24,7 @@ export class Contact {
     readonly port: number,
   ) {
     this.head = keyHead(key)
+    this.family = familyOf(ip)
   }
 
   /**

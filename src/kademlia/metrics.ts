@@ -23,6 +23,7 @@ const NODE_METRICS: StatMetric<KademliaStats>[] = [
   counter('kademlia_bad_neighbours_total', 'Neighbour entries that are not [id, ip, port].', (s) => s.badNeighbours),
   counter('kademlia_extra_neighbours_total', 'Neighbour entries past ksize in one answer.', (s) => s.extraNeighbours),
   counter('kademlia_own_id_claims_total', "Peers or neighbour entries that claimed this node's id.", (s) => s.ownIdClaims),
+  counter('kademlia_unreachable_contacts_total', 'Neighbour entries and bootstrap addresses of an address family the socket cannot reach.', (s) => s.unreachableContacts),
   gauge('kademlia_contacts', 'Contacts in the routing table.', (s) => s.contacts),
   gauge('kademlia_buckets', 'Buckets in the routing table.', (s) => s.buckets),
   gauge('kademlia_keys', 'Keys stored on this node.', (s) => s.keys),

@@ -1,5 +1,6 @@
 import { tracingChannel } from 'node:diagnostics_channel'
 import { isIP } from 'node:net'
+import { canonicalHost } from '../address'
 import type { BackendChoice } from '../loader'
 import { owned } from '../diagnostics'
 import type { Address, RPCProtocol, RPCProtocolOptions, Stats } from '../protocol'
@@ -13,6 +14,7 @@ import { PeerHealth } from './health'
 import { compareDistance, digest, isNodeId, randomId, randomIdInRange, toKey, type IdKey, type Key } from './ids'
 import { LookupState, type LookupLimits, type LookupResult } from './lookup'
 import { KademliaProtocol } from './protocol'
+import { familyOf, reachOf } from './reach'
 import { readState, writeState } from './state'
 import { ForgetfulStorage } from './storage'
 import { RpcTransport, type KademliaCallOptions, type KademliaTransport } from './transport'
@@ -116,7 +118,8 @@ function positiveSeconds(name: string, v: number | undefined, dflt: number): num
 function checkAddress(a: unknown): Address {
   if (!Array.isArray(a) || a.length !== 2 || typeof a[0] !== 'string' || isIP(a[0]) === 0 || !isPort(a[1]))
     throw new KademliaArgumentError(`an address is [ip, port] with an IP literal and a port 1..65535, got ${JSON.stringify(a)}`)
-  return [a[0], a[1]]
+  // the spelling answers come from and contacts hold: `::ffff:1.2.3.4` is the IPv4 peer 1.2.3.4
+  return [canonicalHost(a[0]), a[1]]
 }
 
 /**
@@ -190,12 +193,18 @@ export class KademliaNode {
     return protocolOf(this)?.backend
   }
 
-  /** Binds the UDP socket and starts the periodic refresh; resolves to the bound [host, port]. */
+  /**
+   * Binds the UDP socket and starts the periodic refresh; resolves to the bound
+   * [host, port]. On `::` the one socket serves IPv4 and IPv6 peers; on an IPv4
+   * address it reaches IPv4 contacts only, on any other IPv6 address IPv6 ones
+   * only (docs/KADEMLIA.md, "Dual-stack").
+   */
   async listen(port = 0, host = '0.0.0.0'): Promise<Address> {
     if (this.state !== 'new') throw new KademliaStateError(this.state === 'closed' ? 'this node was closed' : 'listen() was called already')
     this.state = 'listening'
     try {
       this.bound = await this.transport.listen(port, host)
+      this.protocol.reach = reachOf(this.bound[0])
     } catch (err) {
       this.state = 'new'
       throw err
@@ -229,11 +238,18 @@ export class KademliaNode {
   /**
    * Pings each address, then looks up this node's own id starting from those
    * that answered (Python's bootstrap). Resolves to the nearest nodes found.
+   * An address of a family this node's socket cannot reach is skipped and
+   * counted (`unreachableContacts`), as an unanswered one would be: a saved
+   * state or a seed list may well name both families.
    */
   async bootstrap(addresses: readonly Address[], options?: KademliaOperationOptions): Promise<NodeInfo[]> {
     this.assertListening('bootstrap()')
     if (!Array.isArray(addresses)) throw new KademliaArgumentError('bootstrap takes an array of [ip, port] addresses')
-    const checked = addresses.map(checkAddress)
+    const checked: Address[] = []
+    for (const a of addresses.map(checkAddress)) {
+      if ((familyOf(a[0]) & this.protocol.reach) !== 0) checked.push(a)
+      else this.protocol.counters.unreachableContacts++
+    }
     this.seeds = checked
     return this.operation(options, (signal) => this.join(checked, signal))
   }

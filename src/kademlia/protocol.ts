@@ -7,6 +7,7 @@ import type { PeerHealth } from './health'
 import { compareDistance, fromKey, isNodeId, toKey, type IdKey } from './ids'
 import { RoutingTable } from './routing'
 import type { ForgetfulStorage } from './storage'
+import { IPV4, IPV6, familyOf } from './reach'
 import type { KademliaCallOptions, KademliaTransport } from './transport'
 import { isDhtValue, type KademliaValue } from './values'
 import { decodeNeighbours, encodeNeighbours, newWireCounters, parseFindReply, type FindReply } from './wire'
@@ -19,6 +20,8 @@ import { decodeNeighbours, encodeNeighbours, newWireCounters, parseFindReply, ty
 export class KademliaProtocol {
   readonly router: RoutingTable
   readonly counters = newWireCounters()
+  /** The families this node's socket can send to (reach.ts): set by listen(), from the address it bound. */
+  reach = IPV4 | IPV6
   /** This node's id as sent on the wire. */
   private readonly selfId: Buffer
   /** Heads of full buckets being pinged now, so a burst of newcomers pings each once. */
@@ -71,8 +74,9 @@ export class KademliaProtocol {
     }
   }
 
+  /** The asker's own family first: it reached this node over it, so it can reach those (routing.findNeighbors' `prefer`). */
   private neighboursFor(key: IdKey, asker: Address) {
-    return encodeNeighbours(this.router.findNeighbors(key, this.ksize, asker))
+    return encodeNeighbours(this.router.findNeighbors(key, this.ksize, asker, familyOf(asker[0])))
   }
 
   private source(sender: Address, nodeid: unknown): Contact {
@@ -203,7 +207,7 @@ export class KademliaProtocol {
       if (!saysNothing(result)) this.router.remove(peer)
       return undefined
     }
-    const reply = parseFindReply(result[1], this.ksize, this.self.key, this.counters, name === 'find_value')
+    const reply = parseFindReply(result[1], this.ksize, this.self.key, this.reach, this.counters, name === 'find_value')
     if (reply === undefined) this.router.remove(peer)
     else this.welcomeIfNew(peer)
     return reply

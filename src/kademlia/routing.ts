@@ -122,6 +122,17 @@ export class KBucket {
   }
 }
 
+/** Puts `c` into `out`, the k nearest `target` so far in order, if it is nearer than the last of k (th: keyHead(target)). */
+function insertNearest(out: Contact[], c: Contact, k: number, target: IdKey, th: number): void {
+  if (out.length < k) out.push(c)
+  else if (compareContacts(c, out[k - 1], target, th) < 0) out[k - 1] = c
+  else return
+  for (let i = out.length - 1; i > 0 && compareContacts(c, out[i - 1], target, th) < 0; i--) {
+    out[i] = out[i - 1]
+    out[i - 1] = c
+  }
+}
+
 /** A bucket's replacement cache holds this many times ksize contacts. */
 const REPLACEMENT_FACTOR = 5
 
@@ -225,13 +236,21 @@ export class RoutingTable {
    * contact is considered, so these are the exact k nearest the table knows.
    * Buckets are visited outwards from the target's, so the far ones are
    * usually skipped without looking at their contacts.
+   *
+   * With `prefer` (family bits, reach.ts), the k nearest of those families
+   * come first, and only when fewer than k exist do the nearest of the others
+   * fill the rest: an answer to a single-stack asker holds what it can reach,
+   * and a dual-stack one may still use the rest. Contacts of the others are
+   * only gathered while the preferred ones do not fill k, so a table of one
+   * family answers as fast as without `prefer`.
    */
-  findNeighbors(target: IdKey, k = this.ksize, exclude?: Address): Contact[] {
+  findNeighbors(target: IdKey, k = this.ksize, exclude?: Address, prefer?: number): Contact[] {
     if (k <= 0) return []
     const home = this.bucketIndex(target)
     this.buckets[home].touch(this.now())
     const th = keyHead(target)
     const out: Contact[] = []
+    let others: Contact[] | undefined
     for (let step = 0; step < 2 * this.buckets.length; step++) {
       const index = step % 2 === 0 ? home - step / 2 : home + (step + 1) / 2
       const bucket = this.buckets[index]
@@ -239,15 +258,11 @@ export class RoutingTable {
       if (out.length === k && !bucket.mayHoldNearer(target, out[k - 1].key)) continue
       for (const c of bucket.nodes.values()) {
         if (c.key === target || (exclude !== undefined && c.port === exclude[1] && c.ip === exclude[0])) continue
-        if (out.length < k) out.push(c)
-        else if (compareContacts(c, out[k - 1], target, th) < 0) out[k - 1] = c
-        else continue
-        for (let i = out.length - 1; i > 0 && compareContacts(c, out[i - 1], target, th) < 0; i--) {
-          out[i] = out[i - 1]
-          out[i - 1] = c
-        }
+        if (prefer === undefined || (c.family & prefer) !== 0) insertNearest(out, c, k, target, th)
+        else if (out.length < k) insertNearest((others ??= []), c, k, target, th)
       }
     }
+    if (others !== undefined) for (let i = 0; out.length < k && i < others.length; i++) out.push(others[i])
     return out
   }
 

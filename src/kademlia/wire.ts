@@ -1,4 +1,5 @@
 import { isIP } from 'node:net'
+import { canonicalHost } from '../address'
 import { PreEncoded } from '../codec'
 import { Contact } from './contact'
 import { ID_BYTES, isNodeId } from './ids'
@@ -16,19 +17,33 @@ export interface WireCounters {
   extraNeighbours: number
   /** Peers or neighbour entries that claimed this node's own id. */
   ownIdClaims: number
+  /** Neighbour entries and bootstrap addresses of an address family this node's socket cannot send to (reach.ts). */
+  unreachableContacts: number
 }
 
 export function newWireCounters(): WireCounters {
-  return { malformedRequests: 0, malformedReplies: 0, badNeighbours: 0, extraNeighbours: 0, ownIdClaims: 0 }
+  return { malformedRequests: 0, malformedReplies: 0, badNeighbours: 0, extraNeighbours: 0, ownIdClaims: 0, unreachableContacts: 0 }
 }
 
 export function isPort(v: unknown): v is number {
   return Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535
 }
 
-/** The last IP literal parseNeighbour accepted: an answer's neighbours mostly share a few addresses, and isIP is a regular expression. */
+/**
+ * An IP literal as contacts hold it, or undefined if `ip` is none: IPv6 in its
+ * one canonical spelling and an IPv4-mapped address as IPv4 (canonicalHost), so
+ * a peer named by a Python node on a dual-stack socket (`::ffff:1.2.3.4`) is
+ * the same contact, and of the same family, as that peer heard from directly.
+ */
+function ipLiteral(ip: string): string | undefined {
+  const family = isIP(ip)
+  return family === 0 ? undefined : family === 6 ? canonicalHost(ip) : ip
+}
+
+/** The last IP literal parseNeighbour accepted, and its canonical form: an answer's neighbours mostly share a few addresses, and isIP is a regular expression. */
 // seeded with a literal isIP accepts: an empty cache would let an empty ip through unchecked
 let lastIp = '0.0.0.0'
+let lastCanonical = '0.0.0.0'
 
 /** One neighbour entry, [id, ip, port], or undefined if it is anything else. */
 export function parseNeighbour(entry: unknown): Contact | undefined {
@@ -36,14 +51,16 @@ export function parseNeighbour(entry: unknown): Contact | undefined {
   const [id, ip, port] = entry
   if (!isNodeId(id) || typeof ip !== 'string' || !isPort(port)) return undefined
   if (ip !== lastIp) {
-    if (isIP(ip) === 0) return undefined
+    const canonical = ipLiteral(ip)
+    if (canonical === undefined) return undefined
     lastIp = ip
+    lastCanonical = canonical
   }
-  return Contact.fromId(id, ip, port)
+  return Contact.fromId(id, lastCanonical, port)
 }
 
-/** At most `ksize` neighbours, never this node's own id, each id once; every entry left out is counted. */
-function selectNeighbours<T>(entries: readonly T[], toContact: (entry: T) => Contact | undefined, ksize: number, selfKey: string, counters: WireCounters): FindReply {
+/** At most `ksize` neighbours, never this node's own id, none it cannot reach, each id once; every entry left out is counted. */
+function selectNeighbours<T>(entries: readonly T[], toContact: (entry: T) => Contact | undefined, ksize: number, selfKey: string, reach: number, counters: WireCounters): FindReply {
   const nodes: Contact[] = []
   const seen = new Set<string>()
   for (let i = 0; i < entries.length; i++) {
@@ -54,6 +71,7 @@ function selectNeighbours<T>(entries: readonly T[], toContact: (entry: T) => Con
     const c = toContact(entries[i])
     if (c === undefined) counters.badNeighbours++
     else if (c.key === selfKey) counters.ownIdClaims++
+    else if ((c.family & reach) === 0) counters.unreachableContacts++
     else if (!seen.has(c.key)) {
       seen.add(c.key)
       nodes.push(c)
@@ -69,11 +87,12 @@ export type FindReply = { value: KademliaValue } | { nodes: Contact[] } | undefi
 /**
  * An answer to find_node or find_value: `{value}` for a found value (find_value
  * only), the neighbours otherwise, undefined for a malformed answer. Keeps at
- * most `ksize` well-formed neighbours, never this node's own id, each id once.
+ * most `ksize` well-formed neighbours, never this node's own id nor one of a
+ * family outside `reach` (reach.ts), each id once.
  */
-export function parseFindReply(result: unknown, ksize: number, selfKey: string, counters: WireCounters, valueAllowed: boolean): FindReply {
-  if (result instanceof DecodedNeighbours) return selectNeighbours(result.contacts, asContact, ksize, selfKey, counters)
-  if (Array.isArray(result)) return selectNeighbours(result, parseNeighbour, ksize, selfKey, counters)
+export function parseFindReply(result: unknown, ksize: number, selfKey: string, reach: number, counters: WireCounters, valueAllowed: boolean): FindReply {
+  if (result instanceof DecodedNeighbours) return selectNeighbours(result.contacts, asContact, ksize, selfKey, reach, counters)
+  if (Array.isArray(result)) return selectNeighbours(result, parseNeighbour, ksize, selfKey, reach, counters)
   if (valueAllowed && result !== null && typeof result === 'object' && !(result instanceof Map) && !Buffer.isBuffer(result)) {
     const keys = Object.keys(result)
     const value = (result as Record<string, unknown>).value
@@ -158,11 +177,11 @@ export function decodeNeighbours(buf: Buffer, start: number, end: number): Decod
   return p === end ? new DecodedNeighbours(contacts) : undefined
 }
 
-/** An ASCII IP literal at buf[at, at + len), remembered as the last one; undefined for anything else. */
+/** An ASCII IP literal at buf[at, at + len) in its canonical form (ipLiteral), remembered as the last one; undefined for anything else. */
 function newIp(buf: Buffer, at: number, len: number): string | undefined {
   for (let i = at; i < at + len; i++) if (buf[i] >= 0x80) return undefined
-  const ip = buf.toString('latin1', at, at + len)
-  if (isIP(ip) === 0) return undefined
+  const ip = ipLiteral(buf.toString('latin1', at, at + len))
+  if (ip === undefined) return undefined
   lastIpBytes = Buffer.from(buf.subarray(at, at + len))
   lastIpString = ip
   return ip
