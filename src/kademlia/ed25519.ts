@@ -53,14 +53,34 @@ export function publicKeyOf(secretKey: Buffer): Buffer {
   return Buffer.from(der.subarray(SPKI_PREFIX.length))
 }
 
-export function signMessage(secretKey: Buffer, message: Buffer): Buffer {
-  const key = privateKey(secretKey)
+/** Signs with a 32-byte seed. Making the KeyObject costs ~10 signatures (it derives the public key): a signer keeps one (toSigner). */
+export function signMessage(secretKey: Buffer | KeyObject, message: Buffer): Buffer {
+  const key = Buffer.isBuffer(secretKey) ? privateKey(secretKey) : secretKey
   return ed25519(() => sign(null, message, key))
+}
+
+/**
+ * Public KeyObjects of the keys verified lately: making one costs nearly as
+ * much as the verification, and a get verifies the same key once per answer.
+ */
+const publicKeys = new Map<string, KeyObject>()
+const PUBLIC_KEYS_KEPT = 1024
+
+function publicKeyObject(publicKey: Buffer): KeyObject {
+  const id = publicKey.toString('latin1')
+  let key = publicKeys.get(id)
+  if (key === undefined) {
+    key = ed25519(() => createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' }))
+    if (publicKeys.size >= PUBLIC_KEYS_KEPT) publicKeys.delete(publicKeys.keys().next().value!)
+  } else publicKeys.delete(id)
+  publicKeys.set(id, key)
+  return key
 }
 
 export function verifySignature(publicKey: Buffer, message: Buffer, signature: Buffer): boolean {
   if (publicKey.length !== PUBLIC_KEY_BYTES || signature.length !== SIGNATURE_BYTES) return false
-  return ed25519(() => verify(null, message, createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' }), signature))
+  const key = publicKeyObject(publicKey)
+  return ed25519(() => verify(null, message, key, signature))
 }
 
 /** The signer an API call was given: a key pair or a `sign` callback, checked before anything else. */
@@ -71,6 +91,6 @@ export function toSigner(keys: unknown): RecordSigner {
   const pk = Buffer.from(publicKey)
   if (typeof callback === 'function') return { publicKey: pk, sign: (m) => callback.call(keys, m) }
   if (!(secretKey instanceof Uint8Array) || secretKey.length !== 32) throw new KademliaArgumentError('secretKey must be the 32-byte ed25519 seed (or give a sign function)')
-  const seed = Buffer.from(secretKey)
-  return { publicKey: pk, sign: (m) => signMessage(seed, m) }
+  const key = privateKey(Buffer.from(secretKey))
+  return { publicKey: pk, sign: (m) => signMessage(key, m) }
 }
