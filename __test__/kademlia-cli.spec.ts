@@ -1,10 +1,12 @@
 /**
- * `rpcudp dht serve|set|get` through real processes (src/cli.ts run by tsx),
+ * `rpcudp dht serve|set|get|keygen|put-mutable|get-mutable` through real processes (src/cli.ts run by tsx),
  * with a Python kademlia 2.2.3 node in the same network.
  */
 import test from 'ava'
 import { execFile, spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { chmodSync, mkdtempSync, readFileSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import * as path from 'node:path'
 import { createInterface } from 'node:readline'
 import { PythonKademlia } from './helpers/kademlia-python'
@@ -169,4 +171,51 @@ test.serial('dht serve --metrics: the node\'s and its protocol\'s metrics over H
   t.deepEqual(await Promise.all([a, b].map(async ({ server }) => (await once(server, 'exit'))[0])), [0, 0])
   await t.throwsAsync(fetch(url!), undefined, 'the HTTP server closed with the node')
   t.regex((await rpcudp(['dht', '--help'])).stdout, /--metrics <host:port>/)
+})
+
+test.serial('dht keygen, put-mutable and get-mutable: the secret only in a file its owner alone can read, seq counting up, salts apart', async (t) => {
+  t.timeout(300_000)
+  const server = spawn(process.execPath, [...NODE_ARGS, 'dht', 'serve', '--port', '0', '--ksize', '5', '--no-diversity'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+  t.teardown(() => {
+    if (server.exitCode === null && server.signalCode === null) server.kill('SIGKILL')
+  })
+  const [address] = (await once(createInterface({ input: server.stdout }), 'line')) as [string]
+  const common = ['--bootstrap', address, '--ksize', '5', '--no-diversity']
+  const dir = mkdtempSync(path.join(tmpdir(), 'rpcudp-keys-'))
+  const keyFile = path.join(dir, 'owner.key')
+
+  const gen = await rpcudp(['dht', 'keygen', keyFile])
+  t.is(gen.code, 0, gen.stderr)
+  const publicKey = gen.stdout.trim()
+  t.regex(publicKey, /^[0-9a-f]{64}$/)
+  t.is(statSync(keyFile).mode & 0o777, 0o600)
+  t.regex(readFileSync(keyFile, 'utf8'), /^[0-9a-f]{64}\n$/)
+  t.false(readFileSync(keyFile, 'utf8').includes(publicKey), 'the file holds the secret seed, not the public key')
+  t.is((await rpcudp(['dht', 'keygen', keyFile])).code, 2, 'an existing key file is never overwritten')
+
+  const first = await rpcudp(['dht', 'put-mutable', '--key-file', keyFile, '"first"', ...common])
+  t.is(first.code, 0, first.stderr)
+  t.like(JSON.parse(first.stdout), { seq: 0 })
+  t.true(JSON.parse(first.stdout).stored >= 1)
+  t.like(await rpcudp(['dht', 'put-mutable', '--key-file', keyFile, '{"$base64": "AQID"}', ...common]), { code: 0 })
+  t.like(await rpcudp(['dht', 'put-mutable', '--key-file', keyFile, '--salt', 'other', '7', ...common]), { code: 0 })
+  t.like(await rpcudp(['dht', 'get-mutable', publicKey, ...common]), { code: 0, stdout: '{"$base64":"AQID"}\n' })
+  const json = await rpcudp(['dht', 'get-mutable', publicKey, '--salt', 'other', '--json', ...common])
+  t.like(JSON.parse(json.stdout), { found: true, value: 7, seq: 0, salt: 'other' })
+  const low = await rpcudp(['dht', 'put-mutable', '--key-file', keyFile, '--seq', '0', '"older"', ...common])
+  t.is(low.code, 1)
+  t.regex(low.stderr, /seq 0 is not above the newest record found \(seq 1\)/)
+  const cas = await rpcudp(['dht', 'put-mutable', '--key-file', keyFile, '--cas', '5', '"x"', ...common])
+  t.is(cas.code, 1)
+  t.like(await rpcudp(['dht', 'get-mutable', '00'.repeat(32), ...common]), { code: 1, stdout: 'null\n' })
+
+  // a key file others can read is refused, and nothing is sent
+  chmodSync(keyFile, 0o644)
+  const open = await rpcudp(['dht', 'put-mutable', '--key-file', keyFile, '"x"', ...common])
+  t.is(open.code, 2)
+  t.regex(open.stderr, /can be read by others/)
+  t.is((await rpcudp(['dht', 'put-mutable', '"x"', ...common])).code, 2, '--key-file is required')
+  t.regex((await rpcudp(['dht', '--help'])).stdout, /rpcudp dht keygen <file>/)
+  server.kill('SIGINT')
+  t.is((await once(server, 'exit'))[0], 0)
 })

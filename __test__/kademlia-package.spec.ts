@@ -58,14 +58,24 @@ await Promise.all([a.close(), b.close()])
 const sameModule = require('rpcudp/kademlia').KademliaNode === KademliaNode && kad.KademliaNode === KademliaNode
 console.log(JSON.stringify({ stored, value, sameModule, entry: import.meta.resolve('rpcudp/kademlia') }))
 `
-const TYPES = `import { KademliaNode, type KademliaValue, type NodeInfo, type Address } from 'rpcudp/kademlia'
+const TYPES = `import { KademliaNode, KademliaCasError, generateKeyPair, type KademliaValue, type NodeInfo, type Address, type MutableRecord, type PutMutableResult, type KeyPair } from 'rpcudp/kademlia'
 const node = new KademliaNode({ ksize: 20, alpha: 3, backend: 'auto', waitTimeout: 5 })
 const v: Promise<KademliaValue | null> = node.get('k')
 const found: Promise<NodeInfo[]> = node.bootstrap([['127.0.0.1', 8468]])
 const n: Address[] = node.bootstrappableNeighbors()
 // @ts-expect-error values are int, float, bool, str or bytes
 node.set('k', { a: 1 })
-export { v, found, n }
+const keys: KeyPair = generateKeyPair()
+const put: Promise<PutMutableResult> = node.putMutable(keys, 'v', { salt: 's', seq: 1n, cas: 0 })
+const signed = node.putMutable({ publicKey: keys.publicKey, sign: async (m: Buffer) => m }, Buffer.from('v'))
+const got: Promise<MutableRecord | null> = node.getMutable(keys.publicKey, { salt: Buffer.from('s'), timeout: 1 })
+const seq: bigint | null = new KademliaCasError('x', 1n).currentSeq
+const imm: Promise<KademliaValue | null> = node.putImmutable(7).then((r) => node.getImmutable(r.target))
+// @ts-expect-error records hold DHT values only
+node.putImmutable({ a: 1 })
+// @ts-expect-error a get takes no seq
+node.getMutable(keys.publicKey, { seq: 1 })
+export { v, found, n, put, signed, got, seq, imm }
 `
 
 test.serial('rpcudp/kademlia: CommonJS, ESM (one shared instance) and types from a built package', async (t) => {

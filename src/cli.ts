@@ -59,7 +59,8 @@ Usage:
                [--rate-limit N/s] [--handler-timeout s] [--metrics host:port]
   rpcudp call <host:port> <method> [json-arg...] [--timeout s] [--backend ...]
   rpcudp ping <host:port> [--count n] [--interval s] [--timeout s] [--backend ...]
-  rpcudp dht serve|set|get ...   a Kademlia node (rpcudp/kademlia), see rpcudp dht --help
+  rpcudp dht serve|set|get|keygen|put-mutable|get-mutable ...
+                                 a Kademlia node (rpcudp/kademlia), see rpcudp dht --help
   rpcudp <command> --help
   rpcudp --version
 
@@ -132,12 +133,23 @@ HELP.dht = `Usage:
   rpcudp dht serve [--port 8468] [--host 127.0.0.1] [--bootstrap host:port[,host:port...]] [options]
   rpcudp dht set <key> <json-value> --bootstrap host:port[,...] [options]
   rpcudp dht get <key> --bootstrap host:port[,...] [options]
+  rpcudp dht keygen <file>
+  rpcudp dht put-mutable --key-file <file> [--salt s] [--seq n] [--cas n] <json-value> --bootstrap ... [options]
+  rpcudp dht get-mutable <publicKeyHex> [--salt s] --bootstrap ... [options]
 
 A Kademlia DHT node (rpcudp/kademlia) that joins Python kademlia 2.2.3 networks.
 serve prints the bound address as the first line of stdout and serves until
 SIGINT or SIGTERM. set and get join through the bootstrap nodes on a free port,
 then store or look up the key (a string, hashed with sha1 like Python's digest).
 set prints true or false, get prints the value as JSON.
+
+Signed records (BEP 44's mutable items; docs/KADEMLIA.md): keygen writes a new
+ed25519 secret key (the 32-byte seed, hex) to <file>, readable by its owner only,
+and prints the public key in hex. put-mutable signs the value with the key in
+--key-file (refused if the group or others can read it; a secret key is never
+taken from the command line) and prints {"target", "seq", "stored"}; without
+--seq the seq is one more than the newest found. get-mutable prints the newest
+verified value stored under the public key (and --salt).
 
   --bootstrap <list>  comma-separated host:port of nodes to join through
   --port <n>          serve: UDP port, 0 for any free one (default 8468)
@@ -146,6 +158,12 @@ set prints true or false, get prints the value as JSON.
                       pass over a slow peer sooner, by its measured round trip)
   --ksize <n>         k (default 20)
   --alpha <n>         calls in flight per lookup (default 3)
+  --key-file <file>   put-mutable: the secret key, as dht keygen wrote it
+  --salt <s>          put-mutable, get-mutable: up to 64 bytes (UTF-8); one key
+                      holds one record per salt
+  --seq <n>, --cas <n>
+                      put-mutable: the record's seq; put only if the newest seq
+                      found is n
   --no-diversity      lift the bounds on contacts per host and per /24 (for
                       networks on loopback or one subnet, where they share one)
   --metrics <host:port>
@@ -162,7 +180,8 @@ ${BACKEND_HELP}
 Values are JSON and must be what Python kademlia stores: a string, a number, a
 boolean or bytes ({"$base64": "..."}; big integers as {"$bigint": "..."}).
 
-Exit status: 0 done (get: found); 1 get: the network has no value for the key;
+Exit status: 0 done (get: found); 1 get: the network has no value for the key,
+put-mutable: --seq not above the newest, or --cas did not match;
 2 bad command line or value (nothing sent); 3 no bootstrap node answered, or
 set: no node acknowledged the store; 4 local failure (backend, bind).`
 
@@ -197,6 +216,10 @@ const OPTIONS: Record<string, Record<string, OptionKind>> = {
     ksize: 'string',
     alpha: 'string',
     'no-diversity': 'boolean',
+    'key-file': 'string',
+    salt: 'string',
+    seq: 'string',
+    cas: 'string',
     verbose: 'boolean',
     json: 'boolean',
   },

@@ -15,6 +15,7 @@ Commands (run concurrently):
   get {node, key}                      -> the value, or null
   neighbors {node}                     -> Server.bootstrappable_neighbors()
   stop {node}                          -> null (Server.stop())
+  dump {node, key: hex}                -> what the node's storage holds under the raw 20-byte key, or null
 Values are JSON; bytes are {"$base64": "..."} both ways.
 
 The process exits when stdin closes and after a hard deadline (argv[1] seconds,
@@ -72,6 +73,8 @@ async def run(msg):
         return to_json(await servers[msg["node"]].get(msg["key"]))
     if cmd == "neighbors":
         return [list(a) for a in servers[msg["node"]].bootstrappable_neighbors()]
+    if cmd == "dump":
+        return to_json(servers[msg["node"]].storage.get(bytes.fromhex(msg["key"])))
     if cmd == "stop":
         servers[msg["node"]].stop()
         return None

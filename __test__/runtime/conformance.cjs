@@ -154,6 +154,32 @@ check('close() settles every outstanding call as closed; later calls throw RPCSt
   await assert.rejects(client.p.call.hang(server.address), (e) => e instanceof RPCStateError && e.code === 'ERR_RPC_CLOSED')
 })
 
+check('kademlia records: ed25519 through node:crypto signs and verifies; a mutable and an immutable record put by one node are got, verified, by another', async () => {
+  const { KademliaNode, generateKeyPair } = require('../../dist/kademlia')
+  const { verifySignature } = require('../../dist/kademlia/ed25519')
+  const { signedMessage, encodeValue } = require('../../dist/kademlia/records')
+  const keys = generateKeyPair()
+  assert.equal(keys.publicKey.length, 32)
+  const nodes = [0, 1].map(() => new KademliaNode({ backend, rpc: { nativeIo }, diversity: false, waitTimeout: 2 }))
+  try {
+    const [a] = await Promise.all(nodes.map((n) => n.listen(0, HOST)))
+    await nodes[1].bootstrap([a])
+    const put = await nodes[0].putMutable(keys, 'signed ✓', { salt: 'conformance' })
+    assert.equal(put.stored, 1)
+    const got = await nodes[1].getMutable(keys.publicKey, { salt: 'conformance' })
+    assert.equal(got.value, 'signed ✓')
+    assert.equal(got.seq, 0n)
+    const message = signedMessage(Buffer.from('conformance'), 0n, encodeValue('signed ✓'))
+    assert.equal(verifySignature(keys.publicKey, message, got.signature), true)
+    got.signature[0] ^= 1
+    assert.equal(verifySignature(keys.publicKey, message, got.signature), false)
+    const imm = await nodes[1].putImmutable(Buffer.from([1, 2, 3]))
+    assert.deepEqual(await nodes[0].getImmutable(imm.target), Buffer.from([1, 2, 3]))
+  } finally {
+    await Promise.all(nodes.map((n) => n.close()))
+  }
+})
+
 // Not a pass/fail check by itself: run-all.cjs compares the "# calls/s" line
 // with the same run's Node pure figure, to catch a runtime-specific cliff
 // (Deno's node:dgram with a large SO_RCVBUF was ~25x slower).

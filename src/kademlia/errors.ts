@@ -35,3 +35,39 @@ export class KademliaTimeoutError extends KademliaAbortError {
     this.message = `the operation did not finish within ${seconds} s`
   }
 }
+
+/**
+ * A mutable put whose seq is not above the record the network holds (or
+ * whose seq would pass 2^64 - 1): nothing was sent. `currentSeq` is the
+ * highest valid seq the lookup found, null when it found none.
+ */
+export class KademliaSeqError extends RPCError {
+  constructor(
+    message: string,
+    readonly currentSeq: bigint | null,
+    code = 'ERR_KAD_SEQ_TOO_LOW',
+  ) {
+    super(code, message)
+  }
+}
+
+/** A mutable put with `cas` that found another seq, or whose record lost a race to another writer's. */
+export class KademliaCasError extends KademliaSeqError {
+  constructor(message: string, currentSeq: bigint | null) {
+    super(message, currentSeq, 'ERR_KAD_CAS_MISMATCH')
+  }
+}
+
+/** A signature that does not verify: from a `sign` callback, or a secret key that is not the public key's. Nothing was sent. */
+export class KademliaSignatureError extends RPCError {
+  constructor(message: string) {
+    super('ERR_KAD_BAD_SIGNATURE', message)
+  }
+}
+
+/** The runtime's node:crypto has no ed25519, which signed records need. */
+export class KademliaCryptoError extends RPCError {
+  constructor(message: string, cause?: unknown) {
+    super('ERR_KAD_NO_ED25519', message, { cause })
+  }
+}

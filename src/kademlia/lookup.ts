@@ -16,6 +16,8 @@ export interface LookupConfig extends LookupLimits {
   k: number
   alpha: number
   findValue: boolean
+  /** A value lookup that asks each of the k nearest rather than ending at the first value (signed records: the newest wins). */
+  collect?: boolean
   diversity: DiversityBounds
 }
 
@@ -26,6 +28,8 @@ export interface LookupResult {
   value?: KademliaValue
   /** The nearest node that answered without the value (a value lookup caches the value there). */
   nearestWithoutValue?: Contact
+  /** For a collecting lookup: each peer that answered with a value, and the value. */
+  held?: Map<Contact, KademliaValue>
   /** Hops: the deepest hop asked. */
   rounds: number
   calls: number
@@ -72,8 +76,9 @@ export interface Query {
  *   second attempt waits twice the timeout. Dead ones cost one more (double)
  *   timeout at the end, not one each.
  * - It ends when each of the k nearest candidates that are neither failed nor
- *   passed over has answered, at the first value found (value lookups; Python
- *   waits for the round and takes the most common value), or at a limit.
+ *   passed over has answered, at the first value found (value lookups that do
+ *   not collect; Python waits for the round and takes the most common value),
+ *   or at a limit.
  *
  * Candidates are ids at addresses (Python's NodeHeap keys by id and keeps the
  * first address, so a peer naming real ids at bogus addresses hides the real
@@ -90,6 +95,7 @@ export class LookupState {
   private readonly diversity: DiversityCounter
   private readonly targetHead: number
   private readonly values: KademliaValue[] = []
+  private readonly held = new Map<Contact, KademliaValue>()
   private nearestWithoutValue: Contact | undefined
   /** Calls in flight to the k nearest live candidates, as the last next() counted them. */
   private waiting = 0
@@ -195,7 +201,8 @@ export class LookupState {
     current.state = ANSWERED
     q.state = ANSWERED
     if ('value' in reply) {
-      this.values.push(reply.value)
+      if (this.config.collect) this.held.set(q.peer, reply.value)
+      else this.values.push(reply.value)
       return
     }
     if (this.config.findValue && (this.nearestWithoutValue === undefined || compareDistance(q.peer.key, this.nearestWithoutValue.key, this.target) < 0))
@@ -253,6 +260,7 @@ export class LookupState {
       nodes,
       value: found ? mostCommon(this.values) : undefined,
       nearestWithoutValue: found ? this.nearestWithoutValue : undefined,
+      held: this.config.collect ? this.held : undefined,
       rounds: this.rounds,
       calls: this.calls,
       passedOver: this.passedOver,

@@ -9,12 +9,15 @@ import { isClock, systemClock, type Clock, type ClockTimer } from './clock'
 import { Contact } from './contact'
 import { crawl } from './crawl'
 import { diversityBounds, type DiversityBounds, type DiversityOption } from './diversity'
+import { toSigner, type KeyPair, type RecordSigner } from './ed25519'
 import { KademliaAbortError, KademliaArgumentError, KademliaStateError, KademliaTimeoutError } from './errors'
 import { PeerHealth } from './health'
 import { compareDistance, digest, isNodeId, randomId, randomIdInRange, toKey, type IdKey, type Key } from './ids'
 import { LookupState, type LookupLimits, type LookupResult } from './lookup'
 import { KademliaProtocol } from './protocol'
 import { familyOf, reachOf } from './reach'
+import { getImmutable, getMutable, putImmutable, putMutable, type PutImmutableResult, type PutMutableResult, type RecordHost } from './record-ops'
+import { toSalt, toSeq, type MutableRecord } from './records'
 import { readState, writeState } from './state'
 import { ForgetfulStorage } from './storage'
 import { RpcTransport, type KademliaCallOptions, type KademliaTransport } from './transport'
@@ -76,6 +79,20 @@ export interface KademliaOperationOptions {
   timeout?: number
 }
 
+/** putMutable's options: BEP 44's salt, seq and cas. */
+export interface PutMutableOptions extends KademliaOperationOptions {
+  /** Up to 64 bytes (a string as UTF-8): one key holds one record per salt. */
+  salt?: Buffer | string
+  /** The record's seq (0..2^64 - 1); by default one more than the newest found, 0 if none. */
+  seq?: number | bigint
+  /** Put only if the newest record found has this seq and no other writer's record overtakes this one. */
+  cas?: number | bigint
+}
+
+export interface GetMutableOptions extends KademliaOperationOptions {
+  salt?: Buffer | string
+}
+
 export interface KademliaStats extends WireCounters {
   lookups: number
   /** Hops of every lookup, added up (a lookup's hops: the deepest it asked). */
@@ -92,6 +109,10 @@ export interface KademliaStats extends WireCounters {
   contacts: number
   buckets: number
   keys: number
+  /** Stores refused because the record in them had a bad signature, a wrong target or an older seq than the one held. */
+  recordsRefused: number
+  /** Copies of a record that gets stored again on nodes that returned an older, invalid or no copy. */
+  recordsHealed: number
   /** The RPCProtocol's own counters (absent on an injected transport that has none). */
   rpc?: Stats
 }
@@ -140,10 +161,11 @@ export class KademliaNode {
   private readonly refreshMs: number
   private readonly maxBodySize: number
   private readonly diversity: DiversityBounds
-  private readonly counters = { lookups: 0, lookupRounds: 0, lookupCalls: 0, lookupsCut: 0, lookupPassedOver: 0, lookupSkipped: 0 }
+  private readonly counters = { lookups: 0, lookupRounds: 0, lookupCalls: 0, lookupsCut: 0, lookupPassedOver: 0, lookupSkipped: 0, recordsHealed: 0 }
   private readonly clock: Clock
   private readonly waitMs: number
   private readonly random: (() => number) | undefined
+  private readonly records: RecordHost
   /** The addresses last given to bootstrap(): a node whose table empties joins through them again. */
   private seeds: Address[] = []
   private refreshTimer?: ClockTimer
@@ -186,6 +208,15 @@ export class KademliaNode {
       })
     this.protocol = new KademliaProtocol(this.self, this.storage, this.ksize, this.transport, new PeerHealth(waitTimeout * 1000, now), this.diversity, this.clock)
     this.transport.serve(this.protocol.handlers())
+    this.records = {
+      maxBodySize: this.maxBodySize,
+      gather: (key, signal) => this.gather(key, signal),
+      place: (key, nodes, value) => this.place(key, nodes, value),
+      store: (key, value, signal) => this.store(key, value, signal),
+      storeOn: async (peers, key, value) => (await Promise.all(peers.map((n) => this.protocol.callStore(n, key, value)))).filter(Boolean).length,
+      hold: (key, value) => this.protocol.hold(key, value),
+      healed: (n) => (this.counters.recordsHealed += n),
+    }
   }
 
   /** Which RPCProtocol backend this node runs on, if it runs on one. */
@@ -347,7 +378,7 @@ export class KademliaNode {
     this.assertListening('set()')
     const checked = checkDhtValue(value, this.maxBodySize)
     const dkey = toKey(digest(key))
-    return this.operation(options, (signal) => this.store(dkey, checked, signal))
+    return this.operation(options, async (signal) => (await this.store(dkey, checked, signal)) > 0)
   }
 
   /** Like set() with the 20-byte key already digested (Python's set_digest). */
@@ -355,21 +386,72 @@ export class KademliaNode {
     this.assertListening('setDigest()')
     if (!isNodeId(dkey)) throw new KademliaArgumentError('a digested key is 20 bytes')
     const checked = checkDhtValue(value, this.maxBodySize)
-    return this.operation(options, (signal) => this.store(toKey(dkey), checked, signal))
+    return this.operation(options, async (signal) => (await this.store(toKey(dkey), checked, signal)) > 0)
   }
 
-  private async store(dkey: IdKey, checked: KademliaValue, signal?: AbortSignal): Promise<boolean> {
+  /**
+   * Signs `value` with `keys` (a key pair, or a public key and a `sign`
+   * callback) and stores it under sha1(publicKey ‖ salt) on the k nearest
+   * nodes: BEP 44's mutable put (docs/KADEMLIA.md, "Signed records").
+   */
+  async putMutable(keys: KeyPair | RecordSigner, value: KademliaValue | Uint8Array, options?: PutMutableOptions): Promise<PutMutableResult> {
+    this.assertListening('putMutable()')
+    if (options !== undefined && options !== null && typeof options === 'object') checkKeys('putMutable options', options, PUT_MUTABLE_OPTIONS)
+    const signer = toSigner(keys)
+    const put = { salt: toSalt(options?.salt), seq: toSeq('seq', options?.seq), cas: toSeq('cas', options?.cas) }
+    return this.operation(options, (signal) => putMutable(this.records, signer, value, put, signal))
+  }
+
+  /** The newest verified record under sha1(publicKey ‖ salt) among the k nearest nodes, or null; older or forged copies found are replaced. */
+  async getMutable(publicKey: Buffer, options?: GetMutableOptions): Promise<MutableRecord | null> {
+    this.assertListening('getMutable()')
+    if (options !== undefined && options !== null && typeof options === 'object') checkKeys('getMutable options', options, GET_MUTABLE_OPTIONS)
+    if (!(publicKey instanceof Uint8Array) || publicKey.length !== 32) throw new KademliaArgumentError('publicKey must be 32 bytes')
+    const pk = Buffer.from(publicKey)
+    const salt = toSalt(options?.salt)
+    return this.operation(options, (signal) => getMutable(this.records, pk, salt, signal))
+  }
+
+  /** Stores `value` under sha1 of its msgpack encoding, the target getImmutable verifies it against. */
+  async putImmutable(value: KademliaValue | Uint8Array, options?: KademliaOperationOptions): Promise<PutImmutableResult> {
+    this.assertListening('putImmutable()')
+    return this.operation(options, (signal) => putImmutable(this.records, value, signal))
+  }
+
+  /** The value stored by putImmutable under `target`, verified against it, or null. */
+  async getImmutable(target: Buffer, options?: KademliaOperationOptions): Promise<KademliaValue | null> {
+    this.assertListening('getImmutable()')
+    if (!isNodeId(target)) throw new KademliaArgumentError('an immutable target is 20 bytes')
+    const copy = Buffer.from(target)
+    return this.operation(options, (signal) => getImmutable(this.records, copy, signal))
+  }
+
+  /** A node lookup of `dkey`, then the value on the k nearest; resolves to the acknowledgements. */
+  private async store(dkey: IdKey, checked: KademliaValue, signal?: AbortSignal): Promise<number> {
     const nearest = this.protocol.router.findNeighbors(dkey)
-    if (nearest.length === 0) return false
+    if (nearest.length === 0) return 0
     const { nodes } = await this.runLookup(dkey, nearest, false, signal)
+    return this.place(dkey, nodes, checked)
+  }
+
+  private async place(dkey: IdKey, nodes: Contact[], checked: KademliaValue): Promise<number> {
     // this node holds it too when it is one of the k nearest (Python: only when nearer than the farthest found);
     // otherwise it hands the key over and drops its own copy, which would be stale or, republished every
     // interval by each node that once held it, multiply the republish traffic as the network turns over
     const farthest = nodes[nodes.length - 1]
-    if (nodes.length < this.ksize || compareDistance(this.self.key, farthest.key, dkey) < 0) this.storage.set(dkey, checked)
+    if (nodes.length < this.ksize || compareDistance(this.self.key, farthest.key, dkey) < 0) this.protocol.hold(dkey, checked)
     else this.storage.delete(dkey)
     const acks = await Promise.all(nodes.map((n) => this.protocol.callStore(n, dkey, checked)))
-    return acks.includes(true)
+    return acks.filter(Boolean).length
+  }
+
+  /** A value lookup that asks each of the k nearest, and this node's own copy: a record's readers want the newest, not the first. */
+  private async gather(dkey: IdKey, signal: AbortSignal | undefined) {
+    const local = this.storage.get(dkey)
+    const nearest = this.protocol.router.findNeighbors(dkey)
+    if (nearest.length === 0) return { nodes: [], held: new Map(), local }
+    const { nodes, held } = await this.runLookup(dkey, nearest, true, signal, true)
+    return { nodes, held: held!, local }
   }
 
   /** Up to k [ip, port] of the nodes nearest this one, to bootstrap from next time (Python's bootstrappable_neighbors). */
@@ -467,6 +549,7 @@ export class KademliaNode {
       contacts: router.size,
       buckets: router.buckets.length,
       keys: this.storage.size,
+      recordsRefused: this.protocol.recordsRefused,
       rpc: this.transport.stats?.(),
     }
   }
@@ -512,11 +595,11 @@ export class KademliaNode {
     }
   }
 
-  private async runLookup(target: IdKey, peers: Contact[], findValue: boolean, signal: AbortSignal | undefined): Promise<LookupResult> {
+  private async runLookup(target: IdKey, peers: Contact[], findValue: boolean, signal: AbortSignal | undefined, collect = false): Promise<LookupResult> {
     const health = this.protocol.health
     const state = new LookupState(
       target,
-      { k: this.ksize, alpha: this.alpha, findValue, diversity: this.diversity, ...this.limits },
+      { k: this.ksize, alpha: this.alpha, findValue, collect, diversity: this.diversity, ...this.limits },
       (c) => health.recentlyFailed(c, this.clock.now()),
     )
     state.push(peers, 1)
@@ -541,6 +624,9 @@ const NODE_OPTIONS = [
   'ksize', 'alpha', 'nodeId', 'backend', 'waitTimeout', 'refreshInterval', 'ttl', 'maxKeys', 'maxLookupRounds',
   'maxLookupCalls', 'maxBodySize', 'rpc', 'diversity', 'transport', 'clock', 'random',
 ] as const satisfies readonly (keyof KademliaNodeOptions)[]
+
+const PUT_MUTABLE_OPTIONS = ['salt', 'seq', 'cas', 'signal', 'timeout'] as const satisfies readonly (keyof PutMutableOptions)[]
+const GET_MUTABLE_OPTIONS = ['salt', 'signal', 'timeout'] as const satisfies readonly (keyof GetMutableOptions)[]
 
 /** diagnostics_channel: every lookup, with `{ target, kind, rounds, calls }` (rounds and calls set at the end). */
 export const lookupChannel = tracingChannel<unknown, LookupTrace>('rpcudp:kademlia:lookup')

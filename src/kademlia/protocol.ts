@@ -6,6 +6,7 @@ import { KademliaArgumentError } from './errors'
 import type { PeerHealth } from './health'
 import { compareDistance, fromKey, isNodeId, toKey, type IdKey } from './ids'
 import { IPV4, IPV6, familyOf } from './reach'
+import { admits } from './records'
 import { RoutingTable } from './routing'
 import type { ForgetfulStorage } from './storage'
 import type { KademliaCallOptions, KademliaTransport } from './transport'
@@ -22,6 +23,8 @@ export class KademliaProtocol {
   readonly counters = newWireCounters()
   /** The families this node's socket can send to (reach.ts): set by listen(), from the address it bound. */
   reach = IPV4 | IPV6
+  /** Stores of records with a bad signature, a wrong target, or an older seq than the one held. */
+  recordsRefused = 0
   /** This node's id as sent on the wire. */
   private readonly selfId: Buffer
   /** Heads of full buckets being pinged now, so a burst of newcomers pings each once. */
@@ -54,7 +57,8 @@ export class KademliaProtocol {
         const source = this.source(sender, nodeid)
         if (!isNodeId(key) || !isDhtValue(value)) throw this.malformed('store needs a 20-byte key and an int, float, bool, str or bytes value')
         this.heardFrom(source)
-        this.storage.set(toKey(key), value)
+        this.hold(toKey(key), value)
+        // Python's answer whatever happened: its store has no refusal to mirror
         return true
       },
       find_node: (sender: Address, nodeid: unknown, key: unknown) => {
@@ -72,6 +76,12 @@ export class KademliaProtocol {
         return value === undefined ? this.neighboursFor(k, sender) : { value }
       },
     }
+  }
+
+  /** Stores `value` unless it is a record that fails its checks (records.ts: admits), which is counted instead. */
+  hold(key: IdKey, value: KademliaValue): void {
+    if (admits(key, value, this.storage.get(key))) this.storage.set(key, value)
+    else this.recordsRefused++
   }
 
   /** The asker's own family first: it reached this node over it, so it can reach those (routing.findNeighbors' `prefer`). */
