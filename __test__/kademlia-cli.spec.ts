@@ -90,8 +90,10 @@ test.serial('dht get against a network it has used before: after 10 earlier CLI 
   }
   const firstRun = await timed()
   for (let i = 0; i < 10; i++) t.like(await rpcudp(i % 2 ? ['dht', 'get', 'again', ...common] : ['dht', 'set', `more-${i}`, String(i), ...common]), { code: 0 })
-  const later = await timed()
-  t.log(`dht get: first run ${firstRun.toFixed(0)} ms, after 10 more CLI runs ${later.toFixed(0)} ms`)
+  // the median of three, each after at least 10 earlier runs: one run's time swings with the other specs' load
+  const laters = [await timed(), await timed(), await timed()]
+  const later = laters.sort((a, b) => a - b)[1]
+  t.log(`dht get: first run ${firstRun.toFixed(0)} ms, after 10, 11 and 12 more CLI runs ${laters.map((x) => x.toFixed(0)).join(', ')} ms (median ${later.toFixed(0)})`)
   t.true(later <= 2 * firstRun, `${later.toFixed(0)} ms against ${firstRun.toFixed(0)} ms`)
   // --json prints one object, --verbose the phases on stderr
   const json = await rpcudp(['dht', 'get', 'again', '--json', '--verbose', ...common])

@@ -1,11 +1,12 @@
 /**
  * Signed and content-addressed records (BEP 44's rules on the Python wire) on
  * the simulated network (helpers/kademlia-sim.ts): put/get, seq and cas,
- * salts, the size limit, signer callbacks, forged stores and heals. The live
- * network of Python and TypeScript nodes on both backends is
- * kademlia-records-interop.spec.ts.
+ * salts, the size limit, signer callbacks, forged stores and heals. The cas
+ * race, salts, the size limit and signer callbacks also run over real sockets
+ * on each backend ("[native]", "[pure]"). The live network of Python and
+ * TypeScript nodes is kademlia-records-interop.spec.ts.
  */
-import test from 'ava'
+import test, { type ExecutionContext } from 'ava'
 import { createHash, createPrivateKey, sign } from 'node:crypto'
 import {
   KademliaArgumentError,
@@ -21,6 +22,10 @@ import {
 import { signMessage, verifySignature } from '../src/kademlia/ed25519'
 import { toKey } from '../src/kademlia/ids'
 import { immutableEnvelope, mutableEnvelope, parseRecord, signedMessage } from '../src/kademlia/records'
+import type { BackendName } from '../src/index'
+import { callChannel, type CallTraceContext } from '../src/diagnostics'
+import { protocolOf } from '../src/kademlia/node'
+import { BACKENDS } from './helpers/backends'
 import { SimNetwork } from './helpers/kademlia-sim'
 
 const KSIZE = 8 // fewer than the 30 nodes, so a record lives on some nodes and not others
@@ -36,11 +41,51 @@ async function cluster(net: SimNetwork, n: number, options: KademliaNodeOptions 
   return nodes
 }
 
-async function network(t: import('ava').ExecutionContext, seed: number, n = 30) {
+/** Where a scenario runs: the simulated network, or real UDP sockets on loopback on one backend. */
+type Where = 'sim' | BackendName
+const WHERE: readonly Where[] = ['sim', ...BACKENDS]
+
+interface World {
+  nodes: KademliaNode[]
+  /** Calls the world's nodes have sent so far, of one method or of all. */
+  sent(method?: string): number
+}
+
+async function simNetwork(t: ExecutionContext, seed: number, n = 30) {
   const net = new SimNetwork(seed)
   const nodes = await cluster(net, n)
   t.teardown(() => Promise.all(nodes.map((x) => x.close())))
   return { net, nodes }
+}
+
+async function network(t: ExecutionContext, seed: number, where: Where, n = 30): Promise<World> {
+  if (where === 'sim') {
+    const { net, nodes } = await simNetwork(t, seed, n)
+    return { nodes, sent: (method) => (method === undefined ? net.totalCalls() : (net.calls[method] ?? 0)) }
+  }
+  // every node shares 127.0.0.1, so the diversity bounds are lifted, as on any one-host network
+  const nodes: KademliaNode[] = []
+  t.teardown(() => Promise.all(nodes.map((x) => x.close())))
+  for (let i = 0; i < n; i++) {
+    const node = new KademliaNode({ ksize: KSIZE, backend: where, diversity: false })
+    await node.listen(0, '127.0.0.1')
+    nodes.push(node)
+    if (i > 0) await node.bootstrap([nodes[Math.floor(Math.random() * i)].address()])
+  }
+  // the calls this world's own protocols start (the channel is process-wide; other tests run beside this one)
+  const mine = new Set(nodes.map(protocolOf))
+  const counts: Record<string, number> = {}
+  const count = (ctx: CallTraceContext) => {
+    if (mine.has(ctx.protocol)) counts[ctx.method] = (counts[ctx.method] ?? 0) + 1
+  }
+  callChannel.start.subscribe(count)
+  t.teardown(() => callChannel.start.unsubscribe(count))
+  return { nodes, sent: (method) => (method === undefined ? Object.values(counts).reduce((a, b) => a + b, 0) : (counts[method] ?? 0)) }
+}
+
+/** One test per place it runs: "[sim] ...", "[native] ...", "[pure] ...". */
+function everywhere(title: string, fn: (t: ExecutionContext, where: Where) => Promise<void>) {
+  for (const where of WHERE) test(`[${where}] ${title}`, (t) => fn(t, where))
 }
 
 /** The node's own storage, read as a test may: what it holds under a 20-byte target. */
@@ -64,7 +109,7 @@ function envelopeOf(keys: KeyPair, seq: bigint, salt: Buffer, value: Buffer): Bu
 const msgpackStr = (s: string) => Buffer.concat([Buffer.from([0xa0 | s.length]), Buffer.from(s)])
 
 test('mutable and immutable records: put from one node, verified get from another, seq counts up by itself', async (t) => {
-  const { nodes } = await network(t, 21)
+  const { nodes } = await simNetwork(t, 21)
   const keys = generateKeyPair()
   t.is(keys.publicKey.length, 32)
   t.is(keys.secretKey.length, 32)
@@ -96,8 +141,8 @@ test('mutable and immutable records: put from one node, verified get from anothe
   t.is(await nodes[1].getImmutable(createHash('sha1').update('nothing').digest()), null)
 })
 
-test('cas: two writers with the same cas race; exactly one wins, the other gets ERR_KAD_CAS_MISMATCH with the seq that won', async (t) => {
-  const { nodes } = await network(t, 22)
+everywhere('cas: two writers with the same cas race; exactly one wins, the other gets ERR_KAD_CAS_MISMATCH with the seq that won', async (t, where) => {
+  const { nodes } = await network(t, 22, where)
   const keys = generateKeyPair()
   await nodes[0].putMutable(keys, 'base')
   const stale = await t.throwsAsync(nodes[1].putMutable(keys, 'x', { cas: 7 }), { instanceOf: KademliaCasError })
@@ -119,8 +164,8 @@ test('cas: two writers with the same cas race; exactly one wins, the other gets 
   t.is(none!.currentSeq, null)
 })
 
-test('salts: one key, two salts, two independent records', async (t) => {
-  const { nodes } = await network(t, 23)
+everywhere('salts: one key, two salts, two independent records', async (t, where) => {
+  const { nodes } = await network(t, 23, where)
   const keys = generateKeyPair()
   const a = await nodes[1].putMutable(keys, 'for a', { salt: 'a' })
   const b = await nodes[2].putMutable(keys, 'for b', { salt: Buffer.from('b') })
@@ -134,10 +179,10 @@ test('salts: one key, two salts, two independent records', async (t) => {
   t.is(await nodes[12].getMutable(keys.publicKey), null, 'no record without a salt')
 })
 
-test('refused before anything is sent: a record over maxBodySize, a salt over 64 bytes, a seq below the newest, a bad signer', async (t) => {
-  const { net, nodes } = await network(t, 24)
+everywhere('refused before anything is sent: a record over maxBodySize, a salt over 64 bytes, a seq below the newest, a bad signer', async (t, where) => {
+  const { sent, nodes } = await network(t, 24, where)
   const keys = generateKeyPair()
-  const before = net.totalCalls()
+  const before = sent()
   await t.throwsAsync(nodes[0].putMutable(keys, Buffer.alloc(8100)), { instanceOf: KademliaValueError })
   await t.throwsAsync(nodes[0].putImmutable(Buffer.alloc(8170)), { instanceOf: KademliaValueError })
   await t.throwsAsync(nodes[0].putMutable(keys, 'v', { salt: Buffer.alloc(65) }), { instanceOf: KademliaArgumentError })
@@ -145,12 +190,12 @@ test('refused before anything is sent: a record over maxBodySize, a salt over 64
   await t.throwsAsync(nodes[0].putMutable(keys, 'v', { seq: 2n ** 64n }), { instanceOf: KademliaArgumentError })
   await t.throwsAsync(nodes[0].putMutable(keys, { an: 'object' } as never), { instanceOf: KademliaValueError })
   await t.throwsAsync(nodes[0].putMutable(keys, 'v', { sallt: 'x' } as never), { message: /did you mean "salt"/ })
-  t.is(net.totalCalls(), before, 'nothing was sent')
+  t.is(sent(), before, 'nothing was sent')
   // just under the limit goes through
   t.true((await nodes[0].putMutable(keys, Buffer.alloc(8000))).stored > 0)
 
   await nodes[1].putMutable(keys, 'five', { seq: 5 })
-  const stores = net.calls.store ?? 0
+  const stores = sent('store')
   const low = await t.throwsAsync(nodes[2].putMutable(keys, 'three', { seq: 3 }), { instanceOf: KademliaSeqError })
   t.is(low!.code, 'ERR_KAD_SEQ_TOO_LOW')
   t.is(low!.currentSeq, 5n)
@@ -158,12 +203,12 @@ test('refused before anything is sent: a record over maxBodySize, a salt over 64
   const other = generateKeyPair()
   await t.throwsAsync(nodes[2].putMutable({ publicKey: keys.publicKey, secretKey: other.secretKey }, 'wrong secret'), { instanceOf: KademliaSignatureError })
   await t.throwsAsync(nodes[2].putMutable({ publicKey: keys.publicKey, sign: () => Buffer.alloc(64, 7) }, 'forged'), { instanceOf: KademliaSignatureError })
-  t.is(net.calls.store ?? 0, stores, 'no store was sent for a refused put')
+  t.is(sent('store'), stores, 'no store was sent for a refused put')
   t.like(await nodes[3].getMutable(keys.publicKey), { value: 'five', seq: 5n })
 })
 
-test('a sign callback (the secret stays outside): put, then a verified get', async (t) => {
-  const { nodes } = await network(t, 25)
+everywhere('a sign callback (the secret stays outside): put, then a verified get', async (t, where) => {
+  const { nodes } = await network(t, 25, where)
   const keys = generateKeyPair()
   const secret = createPrivateKey({ key: Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), keys.secretKey]), format: 'der', type: 'pkcs8' })
   const signed: Buffer[] = []
@@ -182,7 +227,7 @@ test('a sign callback (the secret stays outside): put, then a verified get', asy
 })
 
 test('forged stores on a TypeScript node are refused and counted: bad signature, older seq, wrong target', async (t) => {
-  const { net, nodes } = await network(t, 26)
+  const { net, nodes } = await simNetwork(t, 26)
   const keys = generateKeyPair()
   const salt = Buffer.alloc(0)
   await nodes[0].putMutable(keys, 'v0')
@@ -222,7 +267,7 @@ test('forged stores on a TypeScript node are refused and counted: bad signature,
 })
 
 test('heal: nodes holding an older, forged or no copy get the newest record after a getMutable; immutable likewise', async (t) => {
-  const { nodes } = await network(t, 27)
+  const { nodes } = await simNetwork(t, 27)
   const keys = generateKeyPair()
   const salt = Buffer.alloc(0)
   await nodes[0].putMutable(keys, 'v0')
