@@ -75,7 +75,8 @@ async function network(t: ExecutionContext, seed: number, where: Where, n = 30):
   // the calls this world's own protocols start (the channel is process-wide; other tests run beside this one)
   const mine = new Set(nodes.map(protocolOf))
   const counts: Record<string, number> = {}
-  const count = (ctx: CallTraceContext) => {
+  const count = (message: unknown) => {
+    const ctx = message as CallTraceContext
     if (mine.has(ctx.protocol)) counts[ctx.method] = (counts[ctx.method] ?? 0) + 1
   }
   callChannel.start.subscribe(count)
