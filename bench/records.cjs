@@ -12,8 +12,9 @@
 //   node bench/records.cjs --nodes=200 --ops=100 --backend=pure
 
 const { percentiles } = require('./lib/stats.cjs')
-const { KademliaNode, generateKeyPair } = require('../dist/kademlia/index.js')
-const { signMessage, verifySignature } = require('../dist/kademlia/ed25519.js')
+const { generateKeyPair } = require('../dist/kademlia/index.js')
+const { bootstrapAll, listenNodes, pool, seeded } = require('./lib/network.cjs')
+const { signMessage, toSigner, verifySignature } = require('../dist/kademlia/ed25519.js')
 const { encodeValue, signedMessage } = require('../dist/kademlia/records.js')
 
 const o = { nodes: 1000, ops: 200, concurrency: 16, backend: 'native', seed: 18 }
@@ -26,24 +27,7 @@ for (const a of process.argv.slice(2)) {
   o[m[1]] = m[1] === 'backend' ? m[2] : Number(m[2])
 }
 
-function seeded(seed) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 const rnd = seeded(o.seed)
-
-async function pool(n, width, fn) {
-  let next = 0
-  await Promise.all(Array.from({ length: Math.min(width, n) }, async () => {
-    while (next < n) await fn(next++)
-  }))
-}
 
 /** `fn(i)` for each op, `concurrency` at once: ops/s, p50/p99 ms, CPU ms per op (every thread), and how many returned true. */
 async function timed(fn) {
@@ -73,16 +57,9 @@ function cpuMicros(n, fn) {
 
 async function main() {
   console.log(`records benchmark: ${o.nodes} nodes, ${o.ops} of each operation, ${o.concurrency} in flight, ${o.backend} backend, node ${process.version}, ${new Date().toISOString().slice(0, 16)}Z`)
-  const nodes = []
-  const addresses = []
-  for (let i = 0; i < o.nodes; i++) {
-    const node = new KademliaNode({ backend: o.backend, diversity: false, nodeId: Buffer.from(Array.from({ length: 20 }, () => Math.floor(rnd() * 256))) })
-    addresses.push(await node.listen(0, '127.0.0.1'))
-    nodes.push(node)
-  }
-  const tb = performance.now()
-  await pool(o.nodes - 1, 16, (j) => nodes[j + 1].bootstrap([addresses[Math.floor(rnd() * Math.max(1, j + 1 - 16))]]))
-  console.log(`  bootstrap ${((performance.now() - tb) / 1000).toFixed(1)} s`)
+  const { nodes, addresses } = await listenNodes(o.nodes, rnd, { backend: o.backend })
+  const bootstrapMs = await bootstrapAll(nodes, addresses, rnd)
+  console.log(`  bootstrap ${(bootstrapMs / 1000).toFixed(1)} s`)
 
   const pick = () => nodes[Math.floor(rnd() * o.nodes)]
   const value = (i) => `value-${i}-${'x'.repeat(32)}`
@@ -101,10 +78,9 @@ async function main() {
   const k = generateKeyPair()
   const message = signedMessage(Buffer.alloc(0), 1n, encodeValue(value(0)))
   const sig = signMessage(k.secretKey, message)
-  // as putMutable signs: with the KeyObject its signer made once
-  const { createPrivateKey } = require('node:crypto')
-  const secret = createPrivateKey({ key: Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), k.secretKey]), format: 'der', type: 'pkcs8' })
-  const signUs = cpuMicros(2000, () => signMessage(secret, message))
+  // as putMutable signs: through the signer it makes once, which keeps the KeyObject
+  const signer = toSigner(k)
+  const signUs = cpuMicros(2000, () => signer.sign(message))
   const verifyUs = cpuMicros(2000, () => verifySignature(k.publicKey, message, sig))
 
   console.log(`\n| operation | ops/s | p50 ms | p99 ms | CPU ms/op (all threads) | succeeded |`)

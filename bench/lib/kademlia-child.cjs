@@ -8,7 +8,7 @@
 // would pay for on every distance comparison.
 
 const { percentiles } = require('./stats.cjs')
-const { KademliaNode } = require('../../dist/kademlia/index.js')
+const { bootstrapAll, listenNodes, pool, seeded } = require('./network.cjs')
 
 const opts = JSON.parse(process.env.BENCH_CHILD_OPTS)
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
@@ -23,28 +23,6 @@ async function memoryAfterGc() {
   return { rss: m.rss, js: m.heapUsed + m.external }
 }
 
-/** A seeded PRNG (mulberry32), so both backends build the same-shaped run. */
-function seeded(seed) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
-/** Runs `fn(i)` for i in [0, n) with at most `width` at once. */
-async function pool(n, width, fn) {
-  let next = 0
-  await Promise.all(
-    Array.from({ length: Math.min(width, n) }, async () => {
-      while (next < n) await fn(next++)
-    }),
-  )
-}
-
 function sum(nodes, field) {
   return nodes.reduce((s, n) => s + n.stats()[field], 0)
 }
@@ -55,23 +33,11 @@ async function main() {
   const baseline = await memoryAfterGc()
 
   // 1. N nodes, each listening
-  const nodes = []
-  const addresses = []
-  for (let i = 0; i < N; i++) {
-    const node = new KademliaNode({ backend, ksize, alpha, waitTimeout: 5, diversity: false, nodeId: Buffer.from(Array.from({ length: 20 }, () => Math.floor(rnd() * 256))) })
-    addresses.push(await node.listen(0, '127.0.0.1'))
-    nodes.push(node)
-  }
+  const { nodes, addresses } = await listenNodes(N, rnd, { backend, ksize, alpha, waitTimeout: 5 })
   const listening = await memoryAfterGc()
 
-  // 2. bootstrap: node i joins through a random node that joined before it, 16 joining at once
-  const t0 = performance.now()
-  await pool(N - 1, 16, async (j) => {
-    const i = j + 1
-    // among the nodes at least 16 places earlier, which have finished joining
-    await nodes[i].bootstrap([addresses[Math.floor(rnd() * Math.max(1, i - 16))]])
-  })
-  const bootstrapMs = performance.now() - t0
+  // 2. bootstrap in a seeded order
+  const bootstrapMs = await bootstrapAll(nodes, addresses, rnd)
 
   // 3. K keys, each set from a random node
   const keys = Array.from({ length: K }, (_, i) => [`key-${i}`, `value-${i}-${'x'.repeat(32)}`])
