@@ -2,7 +2,7 @@
  * `rpcudp dht serve|set|get|keygen|put-mutable|get-mutable` through real processes (src/cli.ts run by tsx),
  * with a Python kademlia 2.2.3 node in the same network.
  */
-import test from 'ava'
+import test, { type ExecutionContext } from 'ava'
 import { execFile, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { chmodSync, mkdtempSync, readFileSync, statSync } from 'node:fs'
@@ -23,13 +23,19 @@ function rpcudp(args: string[]): Promise<{ code: number | null; stdout: string; 
   })
 }
 
-test.serial('dht serve, set and get: JSON values, exit codes like call, and a Python node reads what the CLI stored', async (t) => {
-  t.timeout(300_000)
-  const server = spawn(process.execPath, [...NODE_ARGS, 'dht', 'serve', '--port', '0', '--ksize', '5', '--no-diversity'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+/** `rpcudp dht serve --port 0 ...args`, killed when the test ends; resolves once it printed its address. */
+async function serve(t: ExecutionContext, args: string[]) {
+  const server = spawn(process.execPath, [...NODE_ARGS, 'dht', 'serve', '--port', '0', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
   t.teardown(() => {
     if (server.exitCode === null && server.signalCode === null) server.kill('SIGKILL')
   })
   const [address] = (await once(createInterface({ input: server.stdout }), 'line')) as [string]
+  return { server, address }
+}
+
+test.serial('dht serve, set and get: JSON values, exit codes like call, and a Python node reads what the CLI stored', async (t) => {
+  t.timeout(300_000)
+  const { server, address } = await serve(t, ['--ksize', '5', '--no-diversity'])
   t.regex(address, /^127\.0\.0\.1:\d+$/)
   // each earlier CLI node is gone but still in the serving node's table: lookups pass over it, by its round trip
   const common = ['--bootstrap', address, '--ksize', '5', '--no-diversity']
@@ -71,12 +77,7 @@ test.serial('dht get against a network it has used before: after 10 earlier CLI 
   const servers = []
   let first: string | undefined
   for (let i = 0; i < 3; i++) {
-    const args = ['dht', 'serve', '--port', '0', '--no-diversity', ...(first === undefined ? [] : ['--bootstrap', first])]
-    const server = spawn(process.execPath, [...NODE_ARGS, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-    t.teardown(() => {
-      if (server.exitCode === null && server.signalCode === null) server.kill('SIGKILL')
-    })
-    const [address] = (await once(createInterface({ input: server.stdout }), 'line')) as [string]
+    const { server, address } = await serve(t, ['--no-diversity', ...(first === undefined ? [] : ['--bootstrap', first])])
     first ??= address
     servers.push(server)
   }
@@ -106,11 +107,7 @@ test.serial('dht get against a network it has used before: after 10 earlier CLI 
 })
 
 test.serial('rpcudp ping --dht pings a Kademlia node and prints its id; without --dht the node answers with an error', async (t) => {
-  const server = spawn(process.execPath, [...NODE_ARGS, 'dht', 'serve', '--port', '0'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-  t.teardown(() => {
-    if (server.exitCode === null && server.signalCode === null) server.kill('SIGKILL')
-  })
-  const [address] = (await once(createInterface({ input: server.stdout }), 'line')) as [string]
+  const { server, address } = await serve(t, [])
   const dht = await rpcudp(['ping', address, '--dht', '--timeout', '30'])
   t.is(dht.code, 0, dht.stderr)
   t.regex(dht.stdout, new RegExp(`^pong from ${address}: time=[\\d.]+ ms, node id [0-9a-f]{40}\\n$`))
@@ -177,11 +174,7 @@ test.serial('dht serve --metrics: the node\'s and its protocol\'s metrics over H
 
 test.serial('dht keygen, put-mutable and get-mutable: the secret only in a file its owner alone can read, seq counting up, salts apart', async (t) => {
   t.timeout(300_000)
-  const server = spawn(process.execPath, [...NODE_ARGS, 'dht', 'serve', '--port', '0', '--ksize', '5', '--no-diversity'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-  t.teardown(() => {
-    if (server.exitCode === null && server.signalCode === null) server.kill('SIGKILL')
-  })
-  const [address] = (await once(createInterface({ input: server.stdout }), 'line')) as [string]
+  const { server, address } = await serve(t, ['--ksize', '5', '--no-diversity'])
   const common = ['--bootstrap', address, '--ksize', '5', '--no-diversity']
   const dir = mkdtempSync(path.join(tmpdir(), 'rpcudp-keys-'))
   const keyFile = path.join(dir, 'owner.key')
