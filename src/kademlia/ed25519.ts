@@ -83,12 +83,17 @@ export function verifySignature(publicKey: Buffer, message: Buffer, signature: B
   return ed25519(() => verify(null, message, key, signature))
 }
 
+/** A public key an API call was given, as a Buffer of its own. */
+export function toPublicKey(publicKey: unknown): Buffer {
+  if (!(publicKey instanceof Uint8Array) || publicKey.length !== PUBLIC_KEY_BYTES) throw new KademliaArgumentError('publicKey must be 32 bytes')
+  return Buffer.from(publicKey)
+}
+
 /** The signer an API call was given: a key pair or a `sign` callback, checked before anything else. */
 export function toSigner(keys: unknown): RecordSigner {
   if (keys === null || typeof keys !== 'object') throw new KademliaArgumentError('keys must be { publicKey, secretKey } or { publicKey, sign }')
   const { publicKey, secretKey, sign: callback } = keys as Partial<KeyPair & RecordSigner>
-  if (!(publicKey instanceof Uint8Array) || publicKey.length !== PUBLIC_KEY_BYTES) throw new KademliaArgumentError('publicKey must be 32 bytes')
-  const pk = Buffer.from(publicKey)
+  const pk = toPublicKey(publicKey)
   if (typeof callback === 'function') return { publicKey: pk, sign: (m) => callback.call(keys, m) }
   if (!(secretKey instanceof Uint8Array) || secretKey.length !== 32) throw new KademliaArgumentError('secretKey must be the 32-byte ed25519 seed (or give a sign function)')
   const key = privateKey(Buffer.from(secretKey))

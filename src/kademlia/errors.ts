@@ -28,6 +28,11 @@ export class KademliaAbortError extends RPCError {
   }
 }
 
+/** Throws KademliaAbortError if `signal` was aborted: the check between an operation's steps. */
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new KademliaAbortError(signal.reason)
+}
+
 /** A Kademlia operation that ran past its `timeout`. */
 export class KademliaTimeoutError extends KademliaAbortError {
   constructor(readonly seconds: number) {

@@ -9,8 +9,8 @@ import { isClock, systemClock, type Clock, type ClockTimer } from './clock'
 import { Contact } from './contact'
 import { crawl } from './crawl'
 import { diversityBounds, type DiversityBounds, type DiversityOption } from './diversity'
-import { toSigner, type KeyPair, type RecordSigner } from './ed25519'
-import { KademliaAbortError, KademliaArgumentError, KademliaStateError, KademliaTimeoutError } from './errors'
+import { toPublicKey, toSigner, type KeyPair, type RecordSigner } from './ed25519'
+import { KademliaAbortError, KademliaArgumentError, KademliaStateError, KademliaTimeoutError, throwIfAborted } from './errors'
 import { PeerHealth } from './health'
 import { compareDistance, digest, isNodeId, randomId, randomIdInRange, toKey, type IdKey, type Key } from './ids'
 import { LookupState, type LookupLimits, type LookupResult } from './lookup'
@@ -213,7 +213,7 @@ export class KademliaNode {
       gather: (key, signal) => this.gather(key, signal),
       place: (key, nodes, value) => this.place(key, nodes, value),
       store: (key, value, signal) => this.store(key, value, signal),
-      storeOn: async (peers, key, value) => (await Promise.all(peers.map((n) => this.protocol.callStore(n, key, value)))).filter(Boolean).length,
+      storeOn: (peers, key, value) => this.storeOn(peers, key, value),
       hold: (key, value) => this.protocol.hold(key, value),
       healed: (n) => (this.counters.recordsHealed += n),
     }
@@ -288,7 +288,7 @@ export class KademliaNode {
   /** Python's bootstrap: ping each address, then look up this node's own id through those that answered. */
   private async join(addresses: readonly Address[], signal: AbortSignal | undefined): Promise<NodeInfo[]> {
     const answered = await Promise.all(addresses.map((a) => this.bootstrapNode(a, signal)))
-    if (signal?.aborted) throw new KademliaAbortError(signal.reason)
+    throwIfAborted(signal)
     const peers = answered.filter((c): c is Contact => c !== undefined)
     // in the table at once, as Python's ping does: if the lookup's one call to a lone bootstrap node is lost,
     // the node still knows one peer, and its next refresh looks up through it
@@ -406,8 +406,7 @@ export class KademliaNode {
   async getMutable(publicKey: Buffer, options?: GetMutableOptions): Promise<MutableRecord | null> {
     this.assertListening('getMutable()')
     if (options !== undefined && options !== null && typeof options === 'object') checkKeys('getMutable options', options, GET_MUTABLE_OPTIONS)
-    if (!(publicKey instanceof Uint8Array) || publicKey.length !== 32) throw new KademliaArgumentError('publicKey must be 32 bytes')
-    const pk = Buffer.from(publicKey)
+    const pk = toPublicKey(publicKey)
     const salt = toSalt(options?.salt)
     return this.operation(options, (signal) => getMutable(this.records, pk, salt, signal))
   }
@@ -441,7 +440,12 @@ export class KademliaNode {
     const farthest = nodes[nodes.length - 1]
     if (nodes.length < this.ksize || compareDistance(this.self.key, farthest.key, dkey) < 0) this.protocol.hold(dkey, checked)
     else this.storage.delete(dkey)
-    const acks = await Promise.all(nodes.map((n) => this.protocol.callStore(n, dkey, checked)))
+    return this.storeOn(nodes, dkey, checked)
+  }
+
+  /** Stores on each of `peers`; resolves to how many acknowledged. */
+  private async storeOn(peers: Contact[], dkey: IdKey, value: KademliaValue): Promise<number> {
+    const acks = await Promise.all(peers.map((n) => this.protocol.callStore(n, dkey, value)))
     return acks.filter(Boolean).length
   }
 
@@ -576,7 +580,7 @@ export class KademliaNode {
     const { signal, timeout } = options
     if (signal !== undefined && !(signal instanceof AbortSignal)) throw new KademliaArgumentError('signal must be an AbortSignal')
     if (timeout !== undefined) positiveSeconds('timeout', timeout, 0)
-    if (signal?.aborted) throw new KademliaAbortError(signal.reason)
+    throwIfAborted(signal)
     if (timeout === undefined) return body(signal)
     const controller = new AbortController()
     const expired = new KademliaTimeoutError(timeout)

@@ -5,7 +5,7 @@
  */
 import type { Contact } from './contact'
 import { verifySignature, type RecordSigner } from './ed25519'
-import { KademliaAbortError, KademliaCasError, KademliaSeqError, KademliaSignatureError } from './errors'
+import { KademliaCasError, KademliaSeqError, KademliaSignatureError, throwIfAborted } from './errors'
 import { toKey, type IdKey } from './ids'
 import {
   IMMUTABLE,
@@ -74,10 +74,6 @@ const NO_SIGNATURE = Buffer.alloc(64)
 function* candidates(found: Gathered): Iterable<KademliaValue> {
   yield* found.held.values()
   if (found.local !== undefined) yield found.local
-}
-
-function throwIfAborted(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw new KademliaAbortError(signal.reason)
 }
 
 export async function putMutable(host: RecordHost, signer: RecordSigner, value: unknown, put: MutablePut, signal?: AbortSignal): Promise<PutMutableResult> {
