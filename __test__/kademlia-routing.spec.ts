@@ -108,6 +108,59 @@ test('the replacement cache holds at most 5 * ksize, newest kept', (t) => {
   t.false(far.replacements.has(ids[9]))
 })
 
+test('an unverified request sender waits in a full bucket\'s cache unpinged; it takes a freed slot only after answering the ping it is handed', (t) => {
+  const pinged: Contact[] = []
+  const table = new RoutingTable(ZERO, 2, (c) => pinged.push(c))
+  const f8 = contact(idOf(0xf8))
+  const fc = contact(idOf(0xfc))
+  table.add(f8)
+  table.add(fc)
+  table.add(contact(idOf(0x01))) // splits the table: f8 and fc, sharing 5 bits, fill a bucket that no longer splits
+  const low = contact(idOf(0x02))
+  // a bucket with room (here the one holding this node) is not offered: the caller verifies the sender first
+  t.false(table.offer(low))
+  t.true(table.isNew(low))
+  const f9 = contact(idOf(0xf9))
+  t.true(table.offer(f9))
+  const far = table.bucketFor(f8)
+  t.deepEqual([...far.replacements.values()], [f9])
+  t.true(far.unverified.has(f9.key))
+  t.deepEqual(pinged, [f8], 'a newcomer to the cache has the head pinged, as Python does')
+  t.true(table.offer(f9))
+  t.deepEqual(pinged, [f8], 'one seen again does not')
+  t.false(table.offer(new Contact(f8.key, '10.9.9.9', 1)), 'a known id at a new address is verified first')
+  // the head failed: the unverified newest replacement is handed out for a ping, and the slot waits for its answer
+  table.remove(f8)
+  t.deepEqual(pinged, [f8, f9])
+  t.deepEqual([...far.nodes.values()], [fc])
+  t.false(
+    table.findNeighbors(contact(idOf(0xfb)).key, 5).some((c) => c.key === f9.key),
+    'an unverified replacement is never handed out in answers',
+  )
+  table.add(f9) // it answered
+  t.deepEqual([...far.nodes.values()], [fc, f9])
+  t.false(far.unverified.has(f9.key))
+  t.is(far.replacements.size, 0)
+})
+
+test('a replacement that does not answer hands the slot on to the next; a verified one takes it at once', (t) => {
+  const pinged: Contact[] = []
+  const table = new RoutingTable(ZERO, 2, (c) => pinged.push(c))
+  const [f8, fc, f9, fa] = [0xf8, 0xfc, 0xf9, 0xfa].map((b) => contact(idOf(b)))
+  table.add(f8)
+  table.add(fc)
+  table.add(contact(idOf(0x01)))
+  table.add(f9) // verified (added after answering): cached
+  table.offer(fa) // unverified, and the newest
+  const far = table.bucketFor(f8)
+  table.remove(f8)
+  t.is(pinged.at(-1), fa)
+  t.deepEqual([...far.nodes.values()], [fc])
+  table.remove(fa) // its ping went unanswered
+  t.deepEqual([...far.nodes.values()], [fc, f9])
+  t.is(far.replacements.size, 0)
+})
+
 test('this node never enters its own table, and ids at a bucket edge land in that bucket', (t) => {
   const table = new RoutingTable(ZERO, 1, () => {})
   table.add(new Contact(ZERO, '10.1.0.9', 9))

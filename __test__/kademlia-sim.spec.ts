@@ -252,6 +252,27 @@ test('least-recently-seen eviction: a full bucket pings its head; a live head st
   t.deepEqual(vNeighbours(), [c.address.join(':')])
 })
 
+test('a request sender whose bucket is full is not pinged: it waits unverified, and its repeats cost no ping', async (t) => {
+  const net = new SimNetwork(19)
+  const v = await simNode(net, { ksize: 1, nodeId: idOf(0) })
+  const a = await simNode(net, { ksize: 1, nodeId: idOf(0xf8) })
+  const b = await simNode(net, { ksize: 1, nodeId: idOf(0xfc) })
+  const low = await simNode(net, { ksize: 1, nodeId: idOf(0x01) })
+  t.teardown(() => closeAll([v, a, b, low]))
+  await a.transport.call(v.address, 'ping', [a.node.id])
+  await waitFor(() => v.node.stats().contacts === 1, 5000, "a's verification")
+  // low splits v's table: a is left alone in a full bucket that no longer splits
+  await low.transport.call(v.address, 'ping', [low.node.id])
+  await waitFor(() => v.node.stats().contacts === 2, 5000, "low's verification")
+  await net.quiet()
+  const pingsBefore = net.calls.ping ?? 0
+  // b's bucket (a's, at depth 160) is full: each of b's requests is answered, and only the head is pinged, once
+  for (let i = 0; i < 3; i++) t.true((await b.transport.call(v.address, 'find_node', [b.node.id, idOf(0xfc)]))[0])
+  await net.quiet()
+  t.is((net.calls.ping ?? 0) - pingsBefore, 1, "v pinged a (the head), not b, and not again for b's repeats")
+  t.is(v.node.stats().contacts, 2, 'b waits in the cache: the table still holds a and low')
+})
+
 test('refresh runs every refreshInterval: it looks up lonely buckets and republishes keys stored that long ago', async (t) => {
   const net = new SimNetwork(18)
   const nodes = await cluster(net, 10, { refreshInterval: 0.2 })

@@ -27,7 +27,7 @@ export class KademliaProtocol {
   recordsRefused = 0
   /** This node's id as sent on the wire. */
   private readonly selfId: Buffer
-  /** Heads of full buckets being pinged now, so a burst of newcomers pings each once. */
+  /** Contacts the table asked to have pinged (heads of full buckets, replacements for a freed slot) being pinged now, so a burst pings each once. */
   private readonly pinging = new Set<string>()
   /** Addresses of new request senders being pinged before they may enter the table. */
   private readonly verifying = new Set<string>()
@@ -42,7 +42,7 @@ export class KademliaProtocol {
     readonly clock: Clock,
   ) {
     this.selfId = self.id
-    this.router = new RoutingTable(self.key, ksize, (head) => this.pingHead(head), diversity, () => clock.now())
+    this.router = new RoutingTable(self.key, ksize, (contact) => this.pingFor(contact), diversity, () => clock.now())
   }
 
   /** The handlers to serve, named as on the wire (Python's rpc_* methods). */
@@ -100,10 +100,12 @@ export class KademliaProtocol {
   }
 
   /**
-   * A request's sender. One the table holds at this address is seen again. A
-   * new one (or a known id at a new address) is pinged first, and welcomed
-   * only when it answers: a request's source address can be forged, and only
-   * an answer proves someone is there (which also verifies the address for the
+   * A request's sender. One the table holds at this address is seen again.
+   * One whose bucket is full waits unverified in its replacement cache
+   * (routing.offer), where Python's would wait too. Any other new one (or a
+   * known id at a new address) is pinged first, and welcomed only when it
+   * answers: a request's source address can be forged, and only an answer
+   * proves someone is there (which also verifies the address for the
    * transport's reflection bound). Python welcomes every sender at once.
    */
   private heardFrom(contact: Contact): void {
@@ -116,6 +118,7 @@ export class KademliaProtocol {
       this.router.add(contact)
       return
     }
+    if (this.router.offer(contact)) return
     const key = contact.addressKey
     if (this.verifying.has(key) || this.verifying.size >= MAX_VERIFYING) return
     this.verifying.add(key)
@@ -150,10 +153,10 @@ export class KademliaProtocol {
     if (this.router.add(contact)) for (const [key, value] of welcome) void this.callStore(contact, key, value)
   }
 
-  private pingHead(head: Contact): void {
-    if (this.pinging.has(head.key)) return
-    this.pinging.add(head.key)
-    void this.callPing(head).finally(() => this.pinging.delete(head.key))
+  private pingFor(contact: Contact): void {
+    if (this.pinging.has(contact.key)) return
+    this.pinging.add(contact.key)
+    void this.callPing(contact).finally(() => this.pinging.delete(contact.key))
   }
 
   /** A call, timed for PeerHealth: an answer is a round-trip sample, a timeout a failure. */

@@ -13,6 +13,8 @@ export class KBucket {
   /** Contacts, oldest first (a Map keeps insertion order, like Python's OrderedDict). */
   readonly nodes = new Map<IdKey, Contact>()
   readonly replacements = new Map<IdKey, Contact>()
+  /** Replacements known only from requests, whose address may be forged: none takes a slot before it answers a ping. */
+  readonly unverified = new Set<IdKey>()
   /** When a lookup last went through its range, or a contact in it was added or seen again (ms, the node's clock). */
   lastUpdated: number
   /** The range's ends as IdKeys, which compare in id order. */
@@ -75,33 +77,60 @@ export class KBucket {
     }
     if (this.nodes.size < this.ksize) {
       if (!fitsAmong(contact, this.nodes.values(), this.diversity)) return 'refused'
+      this.dropReplacement(contact.key)
       this.nodes.set(contact.key, contact)
       return 'added'
     }
-    if (!this.replacements.has(contact.key) && !fitsAmong(contact, this.replacements.values(), this.diversity)) return 'refused'
+    return this.cache(contact, true)
+  }
+
+  /**
+   * Puts a contact into the replacement cache, as its most recently seen;
+   * `verified` says whether it answered this node. An unverified sighting of a
+   * verified replacement at the same address keeps it verified.
+   */
+  cache(contact: Contact, verified: boolean): 'full' | 'refused' {
+    const known = this.replacements.get(contact.key)
+    if (known === undefined && !fitsAmong(contact, this.replacements.values(), this.diversity)) return 'refused'
+    const wasVerified = known !== undefined && !this.unverified.has(contact.key) && known.ip === contact.ip && known.port === contact.port
     this.replacements.delete(contact.key)
     this.replacements.set(contact.key, contact)
-    if (this.replacements.size > this.maxReplacements) this.replacements.delete(this.replacements.keys().next().value!)
+    if (verified || wasVerified) this.unverified.delete(contact.key)
+    else this.unverified.add(contact.key)
+    if (this.replacements.size > this.maxReplacements) this.dropReplacement(this.replacements.keys().next().value!)
     return 'full'
   }
 
-  /** Removes a contact; the most recently seen replacement that fits the bounds takes its place (paper, section 4.1). */
-  remove(contact: Contact): void {
-    this.replacements.delete(contact.key)
-    if (!this.nodes.delete(contact.key)) return
-    let newest: Contact | undefined
-    for (const r of this.replacements.values()) if (fitsAmong(r, this.nodes.values(), this.diversity)) newest = r
-    if (newest !== undefined) {
-      this.replacements.delete(newest.key)
-      this.nodes.set(newest.key, newest)
-    }
+  private dropReplacement(key: IdKey): void {
+    this.replacements.delete(key)
+    this.unverified.delete(key)
   }
 
+  /**
+   * Removes a contact; the most recently seen replacement that fits the
+   * bounds takes its place (paper, section 4.1). If that one is unverified it
+   * is returned instead, for the caller to ping: it takes the slot when it
+   * answers, and when it does not, its own removal hands the slot on.
+   */
+  remove(contact: Contact): Contact | undefined {
+    this.dropReplacement(contact.key)
+    this.nodes.delete(contact.key)
+    if (this.nodes.size >= this.ksize) return undefined
+    let newest: Contact | undefined
+    for (const r of this.replacements.values()) if (fitsAmong(r, this.nodes.values(), this.diversity)) newest = r
+    if (newest === undefined || this.unverified.has(newest.key)) return newest
+    this.dropReplacement(newest.key)
+    this.nodes.set(newest.key, newest)
+    return undefined
+  }
+
+  /** Unverified replacements are left out: in a bucket with room they would take a slot unpinged, and they come back when heard from again. */
   split(): [KBucket, KBucket] {
     const mid = (this.low + this.high) / 2n
     const one = new KBucket(this.low, mid, this.ksize, this.maxReplacements, this.diversity, this.lastUpdated)
     const two = new KBucket(mid + 1n, this.high, this.ksize, this.maxReplacements, this.diversity, this.lastUpdated)
-    for (const c of [...this.nodes.values(), ...this.replacements.values()]) (c.key <= one.highKey ? one : two).add(c)
+    for (const c of this.nodes.values()) (c.key <= one.highKey ? one : two).add(c)
+    for (const c of this.replacements.values()) if (!this.unverified.has(c.key)) (c.key <= one.highKey ? one : two).add(c)
     return [one, two]
   }
 
@@ -140,8 +169,9 @@ const REPLACEMENT_FACTOR = 5
  * The routing table (Python's kademlia.routing.RoutingTable): buckets that
  * split when full if they hold this node's own id or their depth is not a
  * multiple of 5 (paper, section 4.2); otherwise the least recently seen
- * contact is pinged through `pingHead`, and the newcomer waits in the
- * replacement cache.
+ * contact is pinged through `ping`, and the newcomer waits in the
+ * replacement cache. `ping` is also handed an unverified replacement that
+ * would take a freed slot: it takes it once it answers.
  */
 export class RoutingTable {
   buckets: KBucket[]
@@ -151,7 +181,7 @@ export class RoutingTable {
   constructor(
     private readonly selfKey: IdKey,
     readonly ksize: number,
-    private readonly pingHead: (head: Contact) => void,
+    private readonly ping: (contact: Contact) => void,
     private readonly diversity: DiversityBounds = DEFAULT_DIVERSITY,
     /** The node's clock (ms). */
     private readonly now: () => number = systemClock.now,
@@ -199,6 +229,8 @@ export class RoutingTable {
   /** False if the contact was refused (this node's own id, or past a diversity bound); true if it is in a bucket or its replacement cache. */
   add(contact: Contact): boolean {
     if (contact.key === this.selfKey) return false
+    // before any split: a full bucket caches the newcomer before it is found to split
+    const cached = this.bucketFor(contact).replacements.has(contact.key)
     for (;;) {
       const index = this.bucketIndex(contact.key)
       const bucket = this.buckets[index]
@@ -212,21 +244,51 @@ export class RoutingTable {
         this.diversityRefused++
         return false
       }
-      if (bucket.hasInRange(this.selfKey) || bucket.depth() % 5 !== 0) {
+      if (this.splittable(bucket)) {
         this.buckets.splice(index, 1, ...bucket.split())
         continue
       }
-      const head = bucket.head()
-      if (head !== undefined) this.pingHead(head)
+      if (!cached) this.pingHead(bucket)
       return true
     }
+  }
+
+  /**
+   * A request's sender that the table does not hold at this address, before
+   * it is verified. Where its bucket is full and may not split, it waits in
+   * the replacement cache unverified (true), as Python's newcomer would, and
+   * nothing is sent to it: its address may be forged, and a replacement is
+   * never handed out in answers nor called. Otherwise (false) it could take a
+   * slot, and the caller verifies it first. A newcomer to the cache has the
+   * head pinged, as add() does; one seen again does not, so a peer that keeps
+   * asking costs no ping per request.
+   */
+  offer(contact: Contact): boolean {
+    if (contact.key === this.selfKey) return true
+    const bucket = this.bucketFor(contact)
+    if (bucket.nodes.size < this.ksize || bucket.nodes.has(contact.key) || this.splittable(bucket)) return false
+    const cached = bucket.replacements.has(contact.key)
+    if (bucket.cache(contact, false) === 'refused') this.diversityRefused++
+    else if (!cached) this.pingHead(bucket)
+    return true
+  }
+
+  private splittable(bucket: KBucket): boolean {
+    return bucket.hasInRange(this.selfKey) || bucket.depth() % 5 !== 0
+  }
+
+  private pingHead(bucket: KBucket): void {
+    const head = bucket.head()
+    if (head !== undefined) this.ping(head)
   }
 
   /** Removes the contact if the table holds it at this address (a stale address must not evict the live one). */
   remove(contact: Contact): void {
     const bucket = this.bucketFor(contact)
     const known = bucket.nodes.get(contact.key) ?? bucket.replacements.get(contact.key)
-    if (known !== undefined && known.ip === contact.ip && known.port === contact.port) bucket.remove(known)
+    if (known === undefined || known.ip !== contact.ip || known.port !== contact.port) return
+    const candidate = bucket.remove(known)
+    if (candidate !== undefined) this.ping(candidate)
   }
 
   /**
