@@ -25,12 +25,16 @@ async function pool(n, width, fn) {
   )
 }
 
-/** `n` KademliaNodes listening on 127.0.0.1 (one UDP socket each) with seeded ids; loopback shares one address, so no diversity bounds. */
-async function listenNodes(n, rnd, options) {
+/**
+ * `n` KademliaNodes listening on 127.0.0.1 (one UDP socket each) with seeded
+ * ids; loopback shares one address, so no diversity bounds. `Node` may be
+ * another build's KademliaNode, for a paired A/B.
+ */
+async function listenNodes(n, rnd, options, Node = KademliaNode) {
   const nodes = []
   const addresses = []
   for (let i = 0; i < n; i++) {
-    const node = new KademliaNode({ ...options, diversity: false, nodeId: Buffer.from(Array.from({ length: 20 }, () => Math.floor(rnd() * 256))) })
+    const node = new Node({ ...options, diversity: false, nodeId: Buffer.from(Array.from({ length: 20 }, () => Math.floor(rnd() * 256))) })
     addresses.push(await node.listen(0, '127.0.0.1'))
     nodes.push(node)
   }
