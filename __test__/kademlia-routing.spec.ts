@@ -189,7 +189,9 @@ test('findNeighbors returns the k nearest by XOR distance, nearest first, withou
   for (let round = 0; round < 60; round++) {
     // a contact's own id, random ids, and ids sharing 1..5 bytes with this node (where buckets are deepest)
     const nearSelf = Buffer.from(self.map((b, j) => (j < 1 + (round % 5) ? b : Math.floor(rnd() * 256))))
-    const target = round === 0 ? inTable[3].key : toKey(round % 2 ? randomBytes(20) : nearSelf)
+    // and ids sharing 1..3 bytes with a contact, as where a lookup ends: the k nearest then span the buckets on both sides of the target's
+    const near = Buffer.from(inTable[(round * 7) % inTable.length].key, 'latin1').map((b, j) => (j < 1 + (round % 3) ? b : Math.floor(rnd() * 256)))
+    const target = round === 0 ? inTable[3].key : toKey(round % 3 === 0 ? near : round % 2 ? randomBytes(20) : nearSelf)
     const asker = inTable[round % inTable.length].address
     const expected = inTable
       .filter((c) => c.key !== target && !c.sameHomeAs(asker))

@@ -296,8 +296,8 @@ export class RoutingTable {
    * `target` itself and without contacts at `exclude` (the asking node).
    * Unlike Python's TableTraverser walk, every bucket that could hold a nearer
    * contact is considered, so these are the exact k nearest the table knows.
-   * Buckets are visited outwards from the target's, so the far ones are
-   * usually skipped without looking at their contacts.
+   * Buckets are visited outwards from the target's, and a side ends at its
+   * first bucket that cannot hold a nearer contact than the k-th found.
    *
    * With `prefer` (family bits, reach.ts), the k nearest of those families
    * come first, and only when fewer than k exist do the nearest of the others
@@ -308,21 +308,33 @@ export class RoutingTable {
    */
   findNeighbors(target: IdKey, k = this.ksize, exclude?: Address, prefer?: number): Contact[] {
     if (k <= 0) return []
+    const buckets = this.buckets
     const home = this.bucketIndex(target)
-    this.buckets[home].touch(this.now())
+    buckets[home].touch(this.now())
     const th = keyHead(target)
     const out: Contact[] = []
     let others: Contact[] | undefined
-    for (let step = 0; step < 2 * this.buckets.length; step++) {
-      const index = step % 2 === 0 ? home - step / 2 : home + (step + 1) / 2
-      const bucket = this.buckets[index]
-      if (bucket === undefined) continue
-      if (out.length === k && !bucket.mayHoldNearer(target, out[k - 1].key)) continue
-      for (const c of bucket.nodes.values()) {
-        if (c.key === target || (exclude !== undefined && c.port === exclude[1] && c.ip === exclude[0])) continue
-        if (prefer === undefined || (c.family & prefer) !== 0) insertNearest(out, c, k, target, th)
-        else if (out.length < k) insertNearest((others ??= []), c, k, target, th)
+    let below = home - 1
+    let above = home + 1
+    for (let index = home, fromBelow = true; ; fromBelow = !fromBelow) {
+      const bucket = buckets[index]
+      if (out.length === k && !bucket.mayHoldNearer(target, out[k - 1].key)) {
+        // Buckets are aligned halvings, so those holding ids that share at least as many leading bits with the target
+        // as the k-th nearest does are contiguous around the target's own: past the first one outside, a side holds
+        // nothing nearer. Stopping there spares a cold table most of its buckets (each a cache miss when a request lands).
+        if (sharedPrefixBits(bucket.lowKey, target) < sharedPrefixBits(out[k - 1].key, target)) {
+          if (index < home) below = -1
+          else above = buckets.length
+        }
+      } else {
+        for (const c of bucket.nodes.values()) {
+          if (c.key === target || (exclude !== undefined && c.port === exclude[1] && c.ip === exclude[0])) continue
+          if (prefer === undefined || (c.family & prefer) !== 0) insertNearest(out, c, k, target, th)
+          else if (out.length < k) insertNearest((others ??= []), c, k, target, th)
+        }
       }
+      if (below < 0 && above >= buckets.length) break
+      index = (fromBelow && below >= 0) || above >= buckets.length ? below-- : above++
     }
     if (others !== undefined) for (let i = 0; out.length < k && i < others.length; i++) out.push(others[i])
     return out
