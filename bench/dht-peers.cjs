@@ -19,7 +19,7 @@
 const { execFileSync, fork } = require('node:child_process')
 const path = require('node:path')
 const { seeded, pool } = require('./lib/network.cjs')
-const { percentiles } = require('./lib/stats.cjs')
+const { percentiles, median } = require('./lib/stats.cjs')
 
 const ALL = ['native', 'pure', 'dht-rpc', 'bittorrent-dht', 'python']
 const PYTHON = path.join(__dirname, '..', '.venv', 'bin', 'python')
@@ -113,7 +113,6 @@ function runPython(o) {
   return JSON.parse(out.trim().split('\n').pop())
 }
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1]
 const LABEL = {
   native: 'rpcudp/kademlia, native',
   pure: 'rpcudp/kademlia, pure',

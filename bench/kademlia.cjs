@@ -15,6 +15,7 @@
 const { fork } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
+const { median } = require('./lib/stats.cjs')
 
 const HELP = `usage: node bench/kademlia.cjs [options]
 
@@ -89,11 +90,6 @@ function runChild(backend, o) {
   })
 }
 
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = s.length >> 1
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
-}
 const kb = (b) => `${(b / 1024).toFixed(0)} KB`
 
 async function main() {

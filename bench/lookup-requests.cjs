@@ -16,6 +16,7 @@
 const { fork } = require('node:child_process')
 const path = require('node:path')
 const { seeded, pool, listenNodes, bootstrapAll } = require('./lib/network.cjs')
+const { median } = require('./lib/stats.cjs')
 
 const HELP = `usage: node bench/lookup-requests.cjs [options]
 
@@ -90,7 +91,6 @@ function run(o, dir) {
   })
 }
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1]
 
 async function main() {
   const o = parseArgs(process.argv.slice(2))

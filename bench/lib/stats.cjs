@@ -23,7 +23,14 @@ function udpSnmp() {
   }
 }
 
-module.exports = { percentiles, udpSnmp }
+/** The median (the mean of the middle two for an even count); NaN when there are none. */
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length === 0 ? NaN : s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
+}
+
+module.exports = { percentiles, udpSnmp, median }
 
 /** Busy and total CPU time of the whole machine so far, µs (from /proc/stat, USER_HZ ticks). */
 function machineCpu() {
