@@ -6,7 +6,7 @@
  */
 import test from 'ava'
 import fc from 'fast-check'
-import { DecodeFailure, Decoder, Encoder, MAX_DEPTH } from '../src/codec'
+import { DecodeFailure, Decoder, Encoder, MAX_DEPTH, idle, sharedEncoder } from '../src/codec'
 import { RPCEncodeError, RPCProtocol } from '../src/index'
 import { eachBackend, eachBackendSerial, listening } from './helpers/backends'
 import { ERROR, REQUEST, RESPONSE, RawPeer, datagram, gc, prng, rcvbufErrors, received, requestBody, settledRss, sleep, until, valueBody } from './helpers/raw'
@@ -352,4 +352,45 @@ eachBackend('awkward strings cross the wire verbatim, as method names, arguments
   const { proto: client } = await listening(t, (o) => new RPCProtocol(o), { backend })
   t.deepEqual(await client.callRemote(address, 'echo', AWKWARD_STRINGS), [true, AWKWARD_STRINGS])
   for (const s of AWKWARD_STRINGS) t.deepEqual(await client.callRemote(address, s, []), [true, s])
+})
+
+test('codec: idle() never hands out a busy encoder, so a getter that encodes mid-encode leaves both values intact', (t) => {
+  const outer = sharedEncoder(8192)
+  t.is(sharedEncoder(8192), outer, 'one encoder per body limit')
+  t.is(idle(outer), outer)
+  let inner: Encoder | undefined
+  let innerBytes: Buffer | undefined
+  const value = {
+    a: 'before',
+    get b() {
+      inner = idle(outer)
+      innerBytes = Buffer.from(inner.bytes.subarray(0, inner.encode(['nested', 7])))
+      return 'getter'
+    },
+    c: 'after',
+  }
+  const len = outer.encode(value)
+  t.not(inner, outer)
+  t.deepEqual(decoder.decode(outer.bytes, 0, len), { a: 'before', b: 'getter', c: 'after' })
+  t.deepEqual(decoder.decode(innerBytes!, 0, innerBytes!.length), ['nested', 7])
+  t.false(outer.busy, 'idle again after the encode')
+  t.throws(() => outer.encode({ d: new Date() }), { instanceOf: RPCEncodeError })
+  t.false(outer.busy, 'idle again after an encode that threw')
+  t.is(idle(outer), outer)
+})
+
+eachBackend('a call made from a getter while another call is being encoded: both arrive intact', async (t, backend) => {
+  const { address } = await listening(t, (o) => new RPCProtocol(o).handle('echo', (_sender, v) => v), { backend })
+  const { proto: a } = await listening(t, (o) => new RPCProtocol(o), { backend })
+  const { proto: b } = await listening(t, (o) => new RPCProtocol(o), { backend })
+  let nested: Promise<unknown> | undefined
+  const arg = {
+    x: 1,
+    get y() {
+      nested = b.callRemote(address, 'echo', ['from the getter'])
+      return 2
+    },
+  }
+  t.deepEqual(await a.callRemote(address, 'echo', [arg]), [true, { x: 1, y: 2 }])
+  t.deepEqual(await nested, [true, 'from the getter'])
 })

@@ -1,6 +1,6 @@
 import { isIPv6 } from 'node:net'
 import { CallHosts, bindHost } from './address'
-import { DecodeFailure, Decoder, Encoder, type DecodeReason } from './codec'
+import { DecodeFailure, Decoder, Encoder, idle, sharedEncoder, type DecodeReason } from './codec'
 import {
   RPCArgumentError,
   RPCStateError,
@@ -357,7 +357,7 @@ export class RPCProtocol<Remote extends object = {}> {
     this.perSourceMaxHandlers = perSource?.maxHandlers ?? Infinity
     this.errorReplies = boolean('errorReplies', options.errorReplies, true)
     this.exposeErrors = boolean('exposeErrors', options.exposeErrors, false)
-    this.encoder = new Encoder(maxBodySize)
+    this.encoder = sharedEncoder(maxBodySize)
     this.io = nativeIo(options.nativeIo)
     this.transport = createTransport(options.backend ?? 'auto', {
       maxBodySize,
@@ -546,11 +546,12 @@ export class RPCProtocol<Remote extends object = {}> {
       throw new RPCArgumentError(`signal must be an AbortSignal, got ${describe(signal)}`)
     if (signal?.aborted) return Promise.resolve(aborted(signal))
     if (this.pending.size >= this.maxOutstanding) throw new RPCOverloadedError(this.maxOutstanding)
-    const len = this.encoder.encodeRequest(name, args)
+    const encoder = idle(this.encoder)
+    const len = encoder.encodeRequest(name, args)
     let token = (this.token + 1) >>> 0
     while (this.pending.has(token)) token = (token + 1) >>> 0
     this.token = token
-    this.transport.call(host, address[1], this.encoder.bytes, len, waitMs, token)
+    this.transport.call(host, address[1], encoder.bytes, len, waitMs, token)
     const decode = options?.decode
     if (decode !== undefined) {
       if (typeof decode !== 'function') throw new RPCArgumentError(`decode must be a function, got ${describe(decode)}`)
@@ -778,9 +779,10 @@ export class RPCProtocol<Remote extends object = {}> {
 
   private answer(id: Buffer, sender: Address, value: unknown) {
     if (!this.open) return
+    const encoder = idle(this.encoder)
     let len: number
     try {
-      len = this.encoder.encode(value)
+      len = encoder.encode(value)
     } catch (err) {
       if (err instanceof RPCSizeError) {
         this.counters.replyTooLarge++
@@ -789,7 +791,7 @@ export class RPCProtocol<Remote extends object = {}> {
       this.counters.replyUnencodable++
       return this.fail(id, sender, 'reply_unencodable', err instanceof RPCEncodeError ? err.message : String(err))
     }
-    this.transport.reply(id, sender[0], sender[1], this.encoder.bytes, len)
+    this.transport.reply(id, sender[0], sender[1], encoder.bytes, len)
   }
 
   private handlerFailed(id: Buffer, sender: Address, name: string, err: unknown) {

@@ -1,7 +1,7 @@
 import { randomFillSync } from 'node:crypto'
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram'
 import { isIPv4, isIPv6 } from 'node:net'
-import { DecodeFailure, Decoder, Encoder } from '../codec'
+import { DecodeFailure, Decoder, idle, sharedEncoder } from '../codec'
 import { RPCSocketError } from '../errors'
 import { RateLimitedLog } from '../log'
 import { DropPublisher, reportHeldBack } from '../diagnostics'
@@ -59,7 +59,6 @@ export class PureTransport implements Transport {
   private readonly wheel = new DeadlineWheel<Outstanding>(performance.now(), TICK_MS)
   private timer: NodeJS.Timeout | null = null
   private readonly decoder = new Decoder()
-  private readonly errorEncoder: Encoder
   private readonly log = new RateLimitedLog()
   private readonly drops = new DropPublisher()
   private idPool = Buffer.alloc(0)
@@ -81,7 +80,6 @@ export class PureTransport implements Transport {
   private readonly dropped = Object.fromEntries(WIRE_DROP_REASONS.map((r) => [r, 0])) as Record<WireDropReason, number>
 
   constructor(private readonly options: TransportOptions) {
-    this.errorEncoder = new Encoder(options.maxBodySize)
     this.limiter = options.perSource && new SourceLimiter(options.perSource)
     this.guard = options.reflection && new ReflectionGuard(options.reflection)
   }
@@ -169,11 +167,12 @@ export class PureTransport implements Transport {
   }
 
   replyError(id: Buffer, host: string, port: number, code: string, message: string): void {
-    const len = this.errorEncoder.encodeErrorReply(code, message)
+    const encoder = idle(sharedEncoder(this.options.maxBodySize))
+    const len = encoder.encodeErrorReply(code, message)
     this.route(host)
     if (!this.mayReply(host, port, HEADER + len)) return
     this.counters.errorsSent++
-    this.send(ERROR, id, this.errorEncoder.bytes, len, port)
+    this.send(ERROR, id, encoder.bytes, len, port)
   }
 
   cancel(token: number): void {

@@ -42,7 +42,7 @@ async fn run(shared: &Shared, io: Option<&UdpSocket>) {
         let next = {
             let mut ep = lock(&shared.endpoint);
             ep.expire(Instant::now(), &mut expired);
-            let next = ep.next_deadline();
+            let next = ep.next_deadline().or_else(|| ep.release_deadline());
             let at = next.map_or(u64::MAX, |d| {
                 d.saturating_duration_since(shared.epoch)
                     .as_nanos()

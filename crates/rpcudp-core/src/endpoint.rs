@@ -247,6 +247,15 @@ impl Endpoint {
         self.table.next_deadline()
     }
 
+    /// When an `expire` would give back the memory of the call table, which
+    /// grew to the peak in flight: once nothing has been outstanding for a
+    /// wheel span. `None` while calls are outstanding or nothing is held. A
+    /// driver with nothing else to wake for sleeps until then, so the sockets
+    /// of a process of 10 000 DHT nodes hold ~24 KB each only while calling.
+    pub fn release_deadline(&self) -> Option<Instant> {
+        self.table.release_deadline()
+    }
+
     /// Forgets the outstanding call `token` (the caller gave up on it): an answer
     /// to it is then `UnmatchedResponse` and it never times out. False if it
     /// was not outstanding (answered, expired or cancelled already).

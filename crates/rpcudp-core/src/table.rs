@@ -89,10 +89,19 @@ impl Table {
             }
             out.push(call.token);
         });
+        if !self.wheel.allocated() && self.ids.capacity() > 0 {
+            // the wheel gave its memory back (idle for a span): so do the maps, which grew to the peak in flight
+            self.ids = HashMap::default();
+            self.tokens = HashMap::default();
+        }
     }
 
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.clock.instant(self.wheel.next_deadline()?)
+    }
+
+    pub(crate) fn release_deadline(&self) -> Option<Instant> {
+        self.clock.instant(self.wheel.idle_release_at()?)
     }
 
     pub(crate) fn cancel_all(&mut self, out: &mut Vec<Token>) {
@@ -124,6 +133,9 @@ fn forget_token(tokens: &mut HashMap<Token, Key, BuildHasherDefault<TokenHasher>
 /// Heap bytes of a hashbrown map from `K` to `Key` with `capacity`: it keeps
 /// 1/8 of its buckets empty and spends a control byte on each.
 fn map_bytes<K>(capacity: usize) -> usize {
+    if capacity == 0 {
+        return 0; // an empty map allocates nothing
+    }
     let buckets = (capacity * 8 / 7).next_power_of_two();
     buckets * (std::mem::size_of::<(K, Key)>() + 1)
 }

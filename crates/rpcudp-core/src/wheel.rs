@@ -8,6 +8,9 @@
 //!
 //! The slot arrays are allocated by the first insert: a process may hold
 //! hundreds of sockets that never call, and each should cost next to nothing.
+//! They are given back, with the slab, once the wheel has been empty for a
+//! span: a socket that called once and went quiet (most of a DHT's nodes, most
+//! of the time) holds nothing for it.
 
 /// 2^11 ticks: with the default 1 ms tick a span is ~2 s, for 16 KiB of list
 /// heads and tails per socket that calls. Longer timeouts wait out rounds, and
@@ -41,6 +44,8 @@ pub(crate) struct Wheel<T> {
     len: usize,
     /// Scratch for `expire`, kept to reuse its capacity: (deadline, order found, key).
     due: Vec<(u64, usize, Key)>,
+    /// The cursor when the last entry left.
+    idle_since: u64,
 }
 
 impl<T: Copy> Wheel<T> {
@@ -54,6 +59,7 @@ impl<T: Copy> Wheel<T> {
             now: 0,
             len: 0,
             due: Vec::new(),
+            idle_since: 0,
         }
     }
 
@@ -154,6 +160,23 @@ impl<T: Copy> Wheel<T> {
         }
         due.clear();
         self.due = due;
+        if self.idle_release_at().is_some_and(|at| upto >= at) {
+            *self = Wheel {
+                now: self.now,
+                ..Wheel::new()
+            };
+        }
+    }
+
+    /// The tick by which an `expire` gives the memory back, once the wheel has
+    /// been empty for a span; `None` while entries are live or nothing is held.
+    pub(crate) fn idle_release_at(&self) -> Option<u64> {
+        (self.len == 0 && !self.heads.is_empty()).then(|| self.idle_since.saturating_add(SLOTS))
+    }
+
+    /// Whether the slot arrays are allocated (between a first insert and an idle release).
+    pub(crate) fn allocated(&self) -> bool {
+        !self.heads.is_empty()
     }
 
     /// When to expire next: the earliest deadline when it lies within one span
@@ -261,6 +284,9 @@ impl<T: Copy> Wheel<T> {
         node.next = self.free;
         self.free = key;
         self.len -= 1;
+        if self.len == 0 {
+            self.idle_since = self.now;
+        }
         node.value
     }
 }
@@ -354,6 +380,29 @@ mod tests {
         w.drain(|_| unreachable!());
         w.insert(1_001, 1).unwrap();
         assert!(w.heap_bytes() > 0);
+    }
+
+    #[test]
+    fn an_idle_wheel_gives_its_memory_back_after_a_span() {
+        let mut w: Wheel<u32> = Wheel::new();
+        let k = w.insert(500, 1).unwrap();
+        assert_eq!(w.idle_release_at(), None, "not while an entry is live");
+        assert!(expire(&mut w, 100).is_empty());
+        w.remove(k);
+        // empty since tick 101: kept through the span, so a busy socket between calls reallocates nothing
+        assert_eq!(w.idle_release_at(), Some(101 + SLOTS));
+        assert!(expire(&mut w, 100 + SLOTS).is_empty());
+        assert!(w.allocated());
+        assert!(expire(&mut w, 101 + SLOTS).is_empty());
+        assert!(!w.allocated());
+        assert_eq!(w.heap_bytes(), 0);
+        assert_eq!(w.idle_release_at(), None);
+        // and it works again from where it was
+        w.insert(200 + SLOTS, 2).unwrap();
+        assert_eq!(w.next_deadline(), Some(200 + SLOTS));
+        assert_eq!(expire(&mut w, 200 + SLOTS), vec![2]);
+        // emptied by expiry: the span counts from there
+        assert_eq!(w.idle_release_at(), Some(201 + 2 * SLOTS));
     }
 
     #[test]

@@ -77,6 +77,38 @@ fn call_and_response() {
 }
 
 #[test]
+fn an_idle_endpoint_gives_its_call_table_back_after_a_wheel_span() {
+    let mut s = Sim::new(Config::default());
+    assert_eq!(
+        (s.ep.table_bytes(), s.ep.release_deadline()),
+        (0, None),
+        "nothing before the first call"
+    );
+    let ids: Vec<MsgId> = (0..100).map(|t| s.call(s.t0, 100 * MS, t)).collect();
+    assert!(s.ep.table_bytes() > 0);
+    assert_eq!(s.ep.release_deadline(), None, "not while calls are outstanding");
+    for (t, id) in ids.iter().enumerate() {
+        assert_eq!(s.respond(id, s.peer), Some(t as Token));
+    }
+    let at = s.ep.release_deadline().expect("a wake-up to give the table back");
+    assert_eq!(s.ep.next_deadline(), None, "no call to time out");
+    assert!(s.expire(at - MS).is_empty());
+    assert!(
+        s.ep.table_bytes() > 0,
+        "kept for a span: a busy socket between calls reallocates nothing"
+    );
+    assert!(s.expire(at).is_empty());
+    assert_eq!((s.ep.table_bytes(), s.ep.release_deadline()), (0, None));
+    // calls work as before
+    let id = s.call(at, 100 * MS, 500);
+    assert_eq!(s.ep.next_deadline(), Some(at + 100 * MS));
+    assert_eq!(s.respond(&id, s.peer), Some(500));
+    let id = s.call(at, 100 * MS, 501);
+    assert_eq!(s.expire(at + 100 * MS), vec![501]);
+    assert_eq!(s.respond(&id, s.peer), None);
+}
+
+#[test]
 fn ids_are_random_and_distinct() {
     let mut s = Sim::new(Config::default());
     let a = s.call(s.t0, MS, 1);
@@ -498,7 +530,11 @@ fn replies_to_a_source_that_never_answered_stay_within_the_reflection_bound() {
         s.ep.frame_reply(&id, s.peer, &answer, &mut out).unwrap();
     }
     let replies = out.len() / (HEADER_LEN + answer.len());
-    assert!(out.len() <= 1000 + 2 * received, "{} > 1000 + 2 x {received}", out.len());
+    assert!(
+        out.len() <= 1000 + 2 * received,
+        "{} > 1000 + 2 x {received}",
+        out.len()
+    );
     assert!(
         out.len() + HEADER_LEN + answer.len() > 1000 + 2 * received,
         "held back only what did not fit: {replies} replies"
