@@ -53,7 +53,7 @@ export class Encoder {
   private view: DataView
   private pos = 0
   private limit = 0
-  /** Set while a value is being written: a getter that calls out mid-encode must not be handed this encoder (sharedEncoder). */
+  /** Set while a value is being written: a getter that calls out mid-encode must not be handed this encoder (idle). */
   private active = false
 
   constructor(readonly maxBody: number) {

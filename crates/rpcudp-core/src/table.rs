@@ -82,15 +82,16 @@ impl Table {
 
     /// Removes the calls due by `now`, appending their tokens in deadline order.
     pub(crate) fn expire(&mut self, now: Instant, out: &mut Vec<Token>) {
+        let tick = self.clock.tick_of(now);
         let (ids, tokens) = (&mut self.ids, &mut self.tokens);
-        self.wheel.expire(self.clock.tick_of(now), |call| {
+        self.wheel.expire(tick, |call| {
             if let Some(key) = ids.remove(&call.id) {
                 forget_token(tokens, call.token, key);
             }
             out.push(call.token);
         });
-        if !self.wheel.allocated() && self.ids.capacity() > 0 {
-            // the wheel gave its memory back (idle for a span): so do the maps, which grew to the peak in flight
+        if self.wheel.release_if_idle(tick) {
+            // idle for a span: the maps, which grew to the peak in flight, go with the wheel
             self.ids = HashMap::default();
             self.tokens = HashMap::default();
         }

@@ -160,23 +160,26 @@ impl<T: Copy> Wheel<T> {
         }
         due.clear();
         self.due = due;
-        if self.idle_release_at().is_some_and(|at| upto >= at) {
-            *self = Wheel {
-                now: self.now,
-                ..Wheel::new()
-            };
-        }
     }
 
-    /// The tick by which an `expire` gives the memory back, once the wheel has
-    /// been empty for a span; `None` while entries are live or nothing is held.
+    /// The tick from which `release_if_idle` gives the memory back, once the
+    /// wheel has been empty for a span; `None` while entries are live or
+    /// nothing is held.
     pub(crate) fn idle_release_at(&self) -> Option<u64> {
         (self.len == 0 && !self.heads.is_empty()).then(|| self.idle_since.saturating_add(SLOTS))
     }
 
-    /// Whether the slot arrays are allocated (between a first insert and an idle release).
-    pub(crate) fn allocated(&self) -> bool {
-        !self.heads.is_empty()
+    /// Frees the slot arrays and the slab if the wheel has been empty for a
+    /// span by tick `upto`, keeping the cursor; true if it did.
+    pub(crate) fn release_if_idle(&mut self, upto: u64) -> bool {
+        if !self.idle_release_at().is_some_and(|at| upto >= at) {
+            return false;
+        }
+        *self = Wheel {
+            now: self.now,
+            ..Wheel::new()
+        };
+        true
     }
 
     /// When to expire next: the earliest deadline when it lies within one span
@@ -392,10 +395,12 @@ mod tests {
         // empty since tick 101: kept through the span, so a busy socket between calls reallocates nothing
         assert_eq!(w.idle_release_at(), Some(101 + SLOTS));
         assert!(expire(&mut w, 100 + SLOTS).is_empty());
-        assert!(w.allocated());
+        assert!(!w.release_if_idle(100 + SLOTS));
+        assert!(w.heap_bytes() > 0);
         assert!(expire(&mut w, 101 + SLOTS).is_empty());
-        assert!(!w.allocated());
+        assert!(w.release_if_idle(101 + SLOTS));
         assert_eq!(w.heap_bytes(), 0);
+        assert!(!w.release_if_idle(u64::MAX), "nothing held, nothing to release");
         assert_eq!(w.idle_release_at(), None);
         // and it works again from where it was
         w.insert(200 + SLOTS, 2).unwrap();

@@ -530,11 +530,7 @@ fn replies_to_a_source_that_never_answered_stay_within_the_reflection_bound() {
         s.ep.frame_reply(&id, s.peer, &answer, &mut out).unwrap();
     }
     let replies = out.len() / (HEADER_LEN + answer.len());
-    assert!(
-        out.len() <= 1000 + 2 * received,
-        "{} > 1000 + 2 x {received}",
-        out.len()
-    );
+    assert!(out.len() <= 1000 + 2 * received, "{} > 1000 + 2 x {received}", out.len());
     assert!(
         out.len() + HEADER_LEN + answer.len() > 1000 + 2 * received,
         "held back only what did not fit: {replies} replies"
